@@ -1,0 +1,153 @@
+"""``AtomicOperation``: the builder behind ``kv.atomic()``, and the write limits of a commit."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from kvshim import limits, validation
+from kvshim.entries import COMMIT_VERSIONSTAMP, AtomicCheck, CommitResult, KvEntry
+from kvshim.errors import KvTypeError
+from kvshim.keys import encode_key
+from kvshim.model import AtomicWrite, Check, Enqueue, Mutation, MutationKind
+from kvshim.values import KvU64, encode_v8, encode_value
+
+if TYPE_CHECKING:
+    from kvshim.clock import Clock
+
+Committer = Callable[[AtomicWrite], Awaitable[CommitResult]]
+_U64_KINDS = {"sum": MutationKind.SUM, "min": MutationKind.MIN, "max": MutationKind.MAX}
+
+
+class AtomicOperation:
+    """Checks, mutations and enqueues that ``commit()`` applies together or not at all.
+
+    Each builder method validates its input at once and returns the operation, so calls chain:
+    ``await kv.atomic().check(entry).set(key, value).commit()``.
+    """
+
+    __slots__ = ("_checks", "_clock", "_commit", "_enqueues", "_mutations")
+
+    def __init__(self, commit: Committer, clock: Clock) -> None:
+        self._commit = commit
+        self._clock = clock
+        self._checks: list[Check] = []
+        self._mutations: list[tuple[Mutation, int | None]] = []
+        self._enqueues: list[tuple[Enqueue, float]] = []
+
+    def check(self, *checks: KvEntry | AtomicCheck) -> AtomicOperation:
+        """Require each key to still be at the given versionstamp (``None``: not to exist)."""
+        for item in checks:
+            key = validation.write_key(item.key)
+            self._checks.append(Check(key, validation.versionstamp(item.versionstamp)))
+        return self
+
+    def set(
+        self, key: Sequence[Any], value: object, *, expire_in: int | None = None
+    ) -> AtomicOperation:
+        """Store ``value`` at ``key``, expiring after ``expire_in`` milliseconds if given."""
+        kind = MutationKind.SET
+        if isinstance(key, list | tuple) and key and key[-1] is COMMIT_VERSIONSTAMP:
+            kind, key = MutationKind.SET_VERSIONSTAMPED_KEY, key[:-1]
+        encoded = encode_value(value)
+        validation.value_size(len(encoded.data))
+        ttl = None if expire_in is None else validation.expire_in(expire_in)
+        self._mutations.append((Mutation(validation.write_key(key), kind, encoded), ttl))
+        return self
+
+    def delete(self, key: Sequence[Any]) -> AtomicOperation:
+        """Remove ``key``."""
+        self._mutations.append((Mutation(validation.write_key(key), MutationKind.DELETE), None))
+        return self
+
+    def sum(self, key: Sequence[Any], n: int | KvU64) -> AtomicOperation:
+        """Add ``n`` to the ``KvU64`` at ``key``, wrapping modulo 2**64."""
+        return self._u64("sum", key, n)
+
+    def min(self, key: Sequence[Any], n: int | KvU64) -> AtomicOperation:
+        """Keep the smaller of ``n`` and the ``KvU64`` at ``key``."""
+        return self._u64("min", key, n)
+
+    def max(self, key: Sequence[Any], n: int | KvU64) -> AtomicOperation:
+        """Keep the larger of ``n`` and the ``KvU64`` at ``key``."""
+        return self._u64("max", key, n)
+
+    def _u64(self, name: str, key: Sequence[Any], n: int | KvU64) -> AtomicOperation:
+        operand = n if isinstance(n, KvU64) else KvU64(n)
+        encoded = encode_value(operand)
+        self._mutations.append(
+            (Mutation(validation.write_key(key), _U64_KINDS[name], encoded), None)
+        )
+        return self
+
+    def enqueue(
+        self,
+        value: object,
+        *,
+        delay: float = 0,
+        keys_if_undelivered: Sequence[Sequence[Any]] | None = None,
+        backoff_schedule: Sequence[float] | None = None,
+    ) -> AtomicOperation:
+        """Add a queue message, delivered after ``delay`` milliseconds (see ``Kv.enqueue``)."""
+        payload = encode_v8(value)
+        if len(payload) > limits.MAX_VALUE_SIZE_BYTES:
+            raise KvTypeError(
+                f"enqueue payload too large (max {limits.MAX_VALUE_SIZE_BYTES} bytes)"
+            )
+        message = Enqueue(
+            payload,
+            0,
+            tuple(encode_key(key) for key in keys_if_undelivered or ()),
+            validation.backoff_schedule(backoff_schedule),
+        )
+        self._enqueues.append((message, validation.delay(delay)))
+        return self
+
+    async def commit(self) -> CommitResult:
+        """Apply everything atomically; ``CommitResult(ok=False)`` if a check failed."""
+        return await self._commit(self._build())
+
+    def _build(self) -> AtomicWrite:
+        if len(self._checks) > limits.MAX_CHECKS:
+            raise KvTypeError(f"Too many checks (max {limits.MAX_CHECKS})")
+        if len(self._mutations) + len(self._enqueues) > limits.MAX_MUTATIONS:
+            raise KvTypeError(f"Too many mutations (max {limits.MAX_MUTATIONS})")
+        now = self._clock()
+        mutations = [_with_expiry(m, expire_in, now) for m, expire_in in self._mutations]
+        enqueues = [_scheduled(e, delay, now) for e, delay in self._enqueues]
+        write = AtomicWrite(tuple(self._checks), tuple(mutations), tuple(enqueues))
+        check_sizes(write)
+        return write
+
+    def __await__(self) -> Generator[Any, None, None]:
+        raise KvTypeError("'AtomicOperation' is not awaitable: did you forget to call 'commit()'?")
+
+
+def _with_expiry(mutation: Mutation, expire_in: int | None, now: int) -> Mutation:
+    if expire_in is None:
+        return mutation
+    at = validation.expire_at(expire_in, now)
+    return Mutation(mutation.key, mutation.kind, mutation.value, at)
+
+
+def _scheduled(message: Enqueue, delay: float, now: int) -> Enqueue:
+    deadline = now + round(delay)
+    return Enqueue(message.payload, deadline, message.keys_if_undelivered, message.backoff_schedule)
+
+
+def check_sizes(write: AtomicWrite) -> None:
+    """Deno's total-size limits for one write (value-carrying keys count twice)."""
+    total = sum(len(check.key) for check in write.checks)
+    total_keys = 0
+    for mutation in write.mutations:
+        total += len(mutation.key)
+        if mutation.value is not None:
+            total += len(mutation.key) + len(mutation.value.data)
+            total_keys += len(mutation.key)
+    total += sum(len(e.payload) + 4 * len(e.backoff_schedule) for e in write.enqueues)
+    if total > limits.MAX_TOTAL_MUTATION_SIZE_BYTES:
+        raise KvTypeError(
+            f"Total mutation size too large (max {limits.MAX_TOTAL_MUTATION_SIZE_BYTES} bytes)"
+        )
+    if total_keys > limits.MAX_TOTAL_KEY_SIZE_BYTES:
+        raise KvTypeError(f"Total key size too large (max {limits.MAX_TOTAL_KEY_SIZE_BYTES} bytes)")
