@@ -1,0 +1,5 @@
+"""``python -m kvshim`` runs the command line."""
+
+from kvshim.cli import main
+
+main()
