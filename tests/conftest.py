@@ -18,7 +18,11 @@ skipped for that backend.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,9 +49,68 @@ async def memory_url(tmp_path: Path, server: Any) -> str:
     return ":memory:"
 
 
+async def remote_url(tmp_path: Path, server: KvConnectServer) -> str:
+    """A fresh database on the shared ``kvshim serve``: a new name, created on first use."""
+    return f"{server.url}/t{uuid.uuid4().hex[:16]}"
+
+
 BACKENDS: dict[str, Backend] = {
     "memory": Backend(memory_url),
+    # KV Connect has no dequeue: listen_queue raises on remote databases.
+    "remote": Backend(remote_url, "kv_connect_server", frozenset({"queues"})),
 }
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class KvConnectServer:
+    """A running ``kvshim serve`` subprocess: its base URL and server-wide access token."""
+
+    url: str
+    token: str
+    process: subprocess.Popen[str]
+
+
+def start_kv_connect_server(*args: str, token: str | None = None) -> KvConnectServer:
+    """Start ``python -m kvshim serve --port 0 ARGS`` and wait for its ``Listening on`` line."""
+    token = token or f"test-{uuid.uuid4().hex}"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "KVSHIM_ACCESS_TOKEN": token}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kvshim", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("Listening on "):
+        process.kill()
+        raise RuntimeError(f"kvshim serve did not start: {line!r}")
+    return KvConnectServer(line.removeprefix("Listening on ").strip(), token, process)
+
+
+def stop_kv_connect_server(server: KvConnectServer) -> None:
+    """Terminate the server subprocess and wait for it."""
+    server.process.terminate()
+    try:
+        server.process.wait(10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+    assert server.process.stdout is not None
+    server.process.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def kv_connect_server() -> Iterator[KvConnectServer]:
+    """One in-memory ``kvshim serve`` for the session; its token is put in the environment
+    (``KVSHIM_ACCESS_TOKEN``) for ``open_kv`` to find."""
+    server = start_kv_connect_server("--memory")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KVSHIM_ACCESS_TOKEN", server.token)
+        yield server
+    stop_kv_connect_server(server)
 
 OpenDb = Callable[[], Awaitable["kvshim.Kv"]]
 

@@ -37,6 +37,10 @@ async def open_backend(url: str, environ: Mapping[str, str]) -> Backend:
     scheme = match.group(1).lower() if match else None
     if scheme is None:
         return await _open_sqlite(url)
+    if scheme in ("http", "https"):
+        from kvshim.backends.remote import RemoteBackend
+
+        return await RemoteBackend.open(url, environ)
     raise KvValueError(f"Unsupported database URL scheme '{scheme}://' in {url!r}")
 
 

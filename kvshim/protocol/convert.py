@@ -42,7 +42,6 @@ _KINDS = {
 _KIND_CODES = {kind: code for code, kind in _KINDS.items()}
 _U64_KINDS = (MutationKind.SUM, MutationKind.MIN, MutationKind.MAX)
 _ENCODINGS = frozenset(int(e) for e in ValueEncoding)
-MAX_UNDELIVERED_KEYS = 10
 
 
 M = TypeVar("M", bound=Message)
@@ -203,8 +202,6 @@ def _enqueue_from_pb(e: pb.Enqueue, now_ms: int) -> Enqueue:
         raise ProtocolError(f"enqueue payload too large (max {limits.MAX_VALUE_SIZE_BYTES} bytes)")
     if e.deadline_ms > now_ms + limits.MAX_QUEUE_DELAY_MS + 60_000:
         raise ProtocolError("Invalid enqueue deadline: more than 30 days in the future")
-    if len(e.keys_if_undelivered) > MAX_UNDELIVERED_KEYS:
-        raise ProtocolError(f"Too many undelivered keys (max {MAX_UNDELIVERED_KEYS})")
     if len(e.backoff_schedule) > limits.MAX_BACKOFF_INTERVALS:
         raise ProtocolError(
             f"Invalid backoffSchedule, max {limits.MAX_BACKOFF_INTERVALS} intervals allowed"
@@ -215,7 +212,7 @@ def _enqueue_from_pb(e: pb.Enqueue, now_ms: int) -> Enqueue:
     return Enqueue(
         e.payload,
         e.deadline_ms,
-        tuple(_write_key(k) for k in e.keys_if_undelivered),
+        tuple(_read_key(k) for k in e.keys_if_undelivered),
         tuple(e.backoff_schedule),
     )
 

@@ -1,0 +1,112 @@
+"""``kvshim serve``: host databases over KV Connect (HTTP/1.1, h2c and TLS with ALPN h2)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+import click
+
+from kvshim.errors import KvError
+
+
+def _parse_db(values: tuple[str, ...]) -> dict[str, str]:
+    databases: dict[str, str] = {}
+    for value in values:
+        name, sep, url = value.partition("=")
+        if not sep or not name or not url:
+            raise click.BadParameter(f"expected NAME=URL, got {value!r}", param_hint="--db")
+        databases[name] = url
+    return databases
+
+
+@click.command("serve")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder holding one SQLite file per database (<name>.sqlite3) and tokens.json.",
+)
+@click.option(
+    "--memory",
+    is_flag=True,
+    help="Keep databases created on first use in memory instead of in --data.",
+)
+@click.option(
+    "--db",
+    "dbs",
+    multiple=True,
+    metavar="NAME=URL",
+    help="Serve the database at URL (memory:X, a SQLite path…) as NAME. Repeatable.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=4512, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--access-token",
+    envvar="KVSHIM_ACCESS_TOKEN",
+    help="Token granting every database (and creating new ones) [env: KVSHIM_ACCESS_TOKEN].",
+)
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("-v", "--verbose", is_flag=True, help="Log one line per request.")
+def serve_command(
+    data_dir: Path | None,
+    memory: bool,
+    dbs: tuple[str, ...],
+    host: str,
+    port: int,
+    access_token: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    verbose: bool,
+) -> None:
+    """Serve databases at http://HOST:PORT/<name> to Deno.openKv() and kvshim clients.
+
+    The root URL http://HOST:PORT is the database called "default".
+    """
+    from kvshim.server import DatabaseService, serve
+
+    if data_dir is None and not memory and not dbs:
+        raise click.UsageError("give --data DIR, --memory or at least one --db NAME=URL")
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    _configure_logging(verbose)
+    try:
+        service = DatabaseService(
+            data_dir=data_dir,
+            memory=memory,
+            databases=_parse_db(dbs),
+            access_token=access_token,
+            host=host,
+            port=port,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            environ=dict(os.environ),
+        )
+    except KvError as error:
+        raise click.ClickException(str(error)) from None
+
+    def ready(url: str) -> None:
+        click.echo(f"Listening on {url}")
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(service, ready))
+
+
+def _configure_logging(verbose: bool) -> None:
+    # Only kvshim's own loggers go to debug: hpack/h2 debug output would show request headers,
+    # bearer tokens included.
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    logging.getLogger("kvshim").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("hpack", "h2", "h11", "hypercorn"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def register(group: click.Group) -> None:
+    """Add ``serve`` to the ``kvshim`` command group."""
+    group.add_command(serve_command)

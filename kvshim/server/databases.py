@@ -1,0 +1,88 @@
+"""The databases a server hosts: which URL each name opens, opened once and shared."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from kvshim.backends import Backend, open_backend
+
+SQLITE_SUFFIX = ".sqlite3"
+_ID_NAMESPACE = uuid.UUID("6f6e2a36-5c8e-4d1e-9c39-6b7673686d69")
+
+
+class Databases:
+    """Name -> backend, for one server.
+
+    A name resolves, in order, to an explicitly configured URL (``fixed``), a process-wide
+    named in-memory database (when ``memory``), or ``<data_dir>/<name>.sqlite3``. Each is
+    opened through ``open_backend`` on first use and kept open until ``close``.
+    """
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path | None = None,
+        memory: bool = False,
+        fixed: Mapping[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.memory = memory
+        self.fixed = dict(fixed or {})
+        self._environ: Mapping[str, str] = dict(environ or {})
+        self._memory_prefix = f"kvshim-serve-{uuid.uuid4().hex}"
+        self._opening: dict[str, asyncio.Task[Backend]] = {}
+
+    def url_for(self, name: str) -> str | None:
+        """The URL the (validated) ``name`` opens, or ``None`` if this server cannot host it."""
+        if name in self.fixed:
+            return self.fixed[name]
+        if self.memory:
+            return f"memory:{self._memory_prefix}/{name}"
+        if self.data_dir is not None:
+            return str(self.data_dir / f"{name}{SQLITE_SUFFIX}")
+        return None
+
+    def exists(self, name: str) -> bool:
+        """Whether ``name`` is already a database (opened, configured or on disk)."""
+        if name in self._opening or name in self.fixed:
+            return True
+        return (
+            not self.memory
+            and self.data_dir is not None
+            and (self.data_dir / f"{name}{SQLITE_SUFFIX}").exists()
+        )
+
+    def can_create(self, name: str) -> bool:
+        """Whether a new database called ``name`` can be made here."""
+        return self.url_for(name) is not None
+
+    async def open(self, name: str) -> Backend:
+        """The shared backend of ``name``, opening (and so creating) it on first use."""
+        task = self._opening.get(name)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            url = self.url_for(name)
+            assert url is not None, "check can_create() first"
+            if self.data_dir is not None and not self.memory:
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+            task = asyncio.ensure_future(open_backend(url, self._environ))
+            self._opening[name] = task
+        return await asyncio.shield(task)
+
+    @staticmethod
+    def database_id(name: str) -> uuid.UUID:
+        """The stable UUID a database is known by in the metadata exchange."""
+        return uuid.uuid5(_ID_NAMESPACE, name)
+
+    async def close(self) -> None:
+        """Close every opened backend."""
+        tasks, self._opening = list(self._opening.values()), {}
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+                continue
+            if not task.cancelled() and task.exception() is None:
+                await task.result().close()

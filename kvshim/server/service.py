@@ -1,0 +1,148 @@
+"""``DatabaseService``: a KV Connect server on hypercorn, startable in-process on port 0.
+
+Hypercorn serves HTTP/1.1 and HTTP/2 cleartext with prior knowledge on the same port (the Deno
+CLI only speaks the latter over ``http://``), and HTTP/2 by ALPN under TLS.
+
+    async with DatabaseService(memory=True, access_token="secret") as service:
+        url = service.database_url("app")   # http://127.0.0.1:PORT/app
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config
+
+from kvshim.server.app import KvConnectApp, ServerSettings
+from kvshim.server.databases import Databases
+from kvshim.server.names import check_name
+from kvshim.server.tokens import REGISTRY_FILE, TokenRegistry
+
+KEEP_ALIVE_SECONDS = 75  # Deno reuses pooled h2 connections; a short keep-alive races it.
+
+
+def make_kv_connect_app(
+    *,
+    data_dir: Path | None = None,
+    memory: bool = False,
+    databases: Mapping[str, str] | None = None,
+    access_token: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    ping_interval: float = 5.0,
+) -> KvConnectApp:
+    """The ASGI app serving databases by name.
+
+    ``databases`` maps names to database URLs (``memory:NAME``, a SQLite path…); other names
+    are in-memory databases when ``memory``, else ``<data_dir>/<name>.sqlite3``. With a
+    ``data_dir``, per-database tokens come from ``<data_dir>/tokens.json``; ``access_token``
+    grants every database and may create new ones.
+    """
+    for name in databases or {}:
+        check_name(name)
+    store = Databases(data_dir=data_dir, memory=memory, fixed=databases, environ=environ)
+    tokens = TokenRegistry(data_dir / REGISTRY_FILE) if data_dir is not None else None
+    settings = ServerSettings(access_token=access_token, tokens=tokens, ping_interval=ping_interval)
+    return KvConnectApp(store, settings)
+
+
+class DatabaseService:
+    """A running KV Connect server (see ``make_kv_connect_app`` for the database options)."""
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path | None = None,
+        memory: bool = False,
+        databases: Mapping[str, str] | None = None,
+        access_token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        ping_interval: float = 5.0,
+    ) -> None:
+        self.app = make_kv_connect_app(
+            data_dir=data_dir,
+            memory=memory,
+            databases=databases,
+            access_token=access_token,
+            environ=environ,
+            ping_interval=ping_interval,
+        )
+        self.access_token = access_token
+        self._host, self._port = host, port
+        self._tls = (tls_cert, tls_key) if tls_cert and tls_key else None
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.url = ""
+
+    def database_url(self, name: str) -> str:
+        """The URL clients open for database ``name``."""
+        return f"{self.url}/{check_name(name)}"
+
+    async def start(self) -> str:
+        """Bind, start serving in the background, and return the base URL (``http://H:P``)."""
+        sock = socket.create_server((self._host, self._port), reuse_port=False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        port = sock.getsockname()[1]
+        config = self._config(sock.detach())
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self.url = f"{'https' if self._tls else 'http'}://{host}:{port}"
+        self._task = asyncio.create_task(self._serve(config))
+        return self.url
+
+    def _config(self, fd: int) -> Config:
+        config = Config()
+        config.bind = [f"fd://{fd}"]
+        config.keep_alive_timeout = KEEP_ALIVE_SECONDS
+        config.graceful_timeout = 1.0
+        config.accesslog = None
+        config.errorlog = logging.getLogger("kvshim.server.http")
+        if self._tls:
+            config.certfile, config.keyfile = str(self._tls[0]), str(self._tls[1])
+        return config
+
+    async def _serve(self, config: Config) -> None:
+        try:
+            await hypercorn_serve(
+                self.app,  # type: ignore[arg-type]
+                config,
+                shutdown_trigger=self._stopping.wait,
+                mode="asgi",
+            )
+        finally:
+            await self.app.databases.close()
+
+    async def wait(self) -> None:
+        """Serve until ``stop`` is called (or the task is cancelled)."""
+        assert self._task is not None, "start() first"
+        await self._task
+
+    async def stop(self) -> None:
+        """Stop accepting, end open watches, and close every database."""
+        self._stopping.set()
+        if self._task is not None:
+            await self.app.databases.close()  # ends watch streams so shutdown is not held up
+            await self._task
+
+    async def __aenter__(self) -> DatabaseService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def serve(service: DatabaseService, ready: Callable[[str], None]) -> None:
+    """Run ``service`` until cancelled, calling ``ready(url)`` once it is bound."""
+    ready(await service.start())
+    try:
+        await service.wait()
+    finally:
+        await service.stop()
