@@ -112,6 +112,7 @@ def kv_connect_server() -> Iterator[KvConnectServer]:
         yield server
     stop_kv_connect_server(server)
 
+
 OpenDb = Callable[[], Awaitable["kvshim.Kv"]]
 
 

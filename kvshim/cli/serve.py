@@ -102,7 +102,7 @@ def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    logging.getLogger("kvshim").setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("kvshim").setLevel(logging.DEBUG if verbose else logging.WARNING)
     for noisy in ("hpack", "h2", "h11", "hypercorn"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
