@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import http
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 
@@ -85,17 +86,16 @@ class RemoteBackend:
             async with self._session.post(
                 self._url, data=body, headers=headers, timeout=_CALL_TIMEOUT
             ) as response:
-                payload = await response.read()
-                if response.status != 200:
-                    raise BackendError(
-                        f"Could not open Deno KV database: the metadata endpoint at "
-                        f"'{self._url}' responded with status {response.status} "
-                        f"{response.reason}: {payload.decode(errors='replace')}"
-                    )
+                payload, status = await response.read(), response.status
         except _RETRYABLE as error:
             raise BackendError(
                 f"Could not open Deno KV database: failed to connect to '{self._url}': {error}"
             ) from error
+        if status != 200:
+            raise BackendError(
+                f"Could not open Deno KV database: the metadata endpoint at '{self._url}' "
+                f"responded with status {_status_text(status)}: {payload.decode(errors='replace')}"
+            )
         try:
             meta = metadata.Metadata.from_json(payload)
         except ProtocolError as error:
@@ -147,7 +147,7 @@ class RemoteBackend:
                 if response.status == 200:
                     return payload
                 text = payload.decode(errors="replace")
-                problem = f"status={response.status} {response.reason}: {text}"
+                problem = f"status={_status_text(response.status)}: {text}"
                 if response.status in (401, 403) and not refreshed:
                     refreshed, self._metadata = True, None
                     continue
@@ -267,3 +267,11 @@ class RemoteBackend:
     async def close(self) -> None:
         self._closed.set()
         await self._session.close()
+
+
+def _status_text(status: int) -> str:
+    """``401 Unauthorized``: the code and its standard phrase."""
+    try:
+        return f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
