@@ -36,11 +36,11 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, P
     ca, ca_key = folder / "ca.pem", folder / "ca.key"
     cert, key, csr, ext = (folder / n for n in ("cert.pem", "key.pem", "leaf.csr", "ext.cnf"))
     ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     commands = [
-        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=kvshim-ca",
+        ["req", "-x509", *ec, "-days", "1", "-subj", "/CN=kvshim-ca",
          "-keyout", str(ca_key), "-out", str(ca)],
-        ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost", "-keyout", str(key),
-         "-out", str(csr)],
+        ["req", *ec, "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(csr)],
         ["x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
          "-CAcreateserial", "-days", "1", "-extfile", str(ext), "-out", str(cert)],
     ]  # fmt: skip
