@@ -16,7 +16,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -144,47 +143,70 @@ class Writer:
 
 
 class ReaderPool:
-    """Read connections used from a small thread pool, each call in one read transaction."""
+    """Reader threads, each with its own connection, running each call in one read
+    transaction (a consistent WAL snapshot). Threads and connections start on first use."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], size: int = 4) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], size: int = 3) -> None:
         self._connect = connect
-        self._executor = ThreadPoolExecutor(size, thread_name_prefix="kvshim-sqlite-read")
-        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-        self._all: list[sqlite3.Connection] = []
+        self._size = size
+        self._requests: queue.SimpleQueue[_Request[Any] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
         self._lock = threading.Lock()
 
     async def run(self, call: Callable[[sqlite3.Connection], T]) -> T:
-        """``call(conn)`` inside one read transaction, on a pool thread."""
+        """``call(conn)`` inside one read transaction, on a reader thread."""
         loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, self._call, call)
-        except sqlite3.Error as exc:
-            raise _as_kv_error(exc) from exc
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            spawn = self._idle == 0 and len(self._threads) < self._size
+            if spawn:
+                thread = threading.Thread(target=self._serve, name="kvshim-sqlite-read")
+                thread.daemon = True
+                self._threads.append(thread)
+        if spawn:
+            thread.start()
+        self._requests.put(_Request(call, future, loop))
+        return await future
 
-    def _call(self, call: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self._acquire()
+    def _serve(self) -> None:
+        conn: sqlite3.Connection | None = None
         try:
-            retry_busy(lambda: conn.execute("begin"))
-            try:
-                return retry_busy(lambda: call(conn))
-            finally:
-                conn.execute("rollback")
+            while True:
+                with self._lock:
+                    self._idle += 1
+                request = self._requests.get()
+                with self._lock:
+                    self._idle -= 1
+                if request is None:
+                    return
+                try:
+                    if conn is None:
+                        conn = self._connect()
+                    outcome: tuple[bool, Any] = (True, _read(conn, request.call))
+                except Exception as exc:
+                    outcome = (False, _as_kv_error(exc))
+                try:
+                    request.loop.call_soon_threadsafe(_settle, request.future, *outcome)
+                except RuntimeError:
+                    pass  # the caller's event loop has closed
         finally:
-            self._idle.put(conn)
-
-    def _acquire(self) -> sqlite3.Connection:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            conn = self._connect()
-            with self._lock:
-                self._all.append(conn)
-            return conn
+            if conn is not None:
+                conn.close()
 
     async def close(self) -> None:
-        """Wait for running reads, then close every connection."""
-        await asyncio.to_thread(self._executor.shutdown, True)
+        """Finish queued reads, then stop the threads and close their connections."""
         with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
+            threads = list(self._threads)
+        for _ in threads:
+            self._requests.put(None)
+        for thread in threads:
+            await asyncio.to_thread(thread.join)
+
+
+def _read(conn: sqlite3.Connection, call: Callable[[sqlite3.Connection], T]) -> T:
+    retry_busy(lambda: conn.execute("begin"))
+    try:
+        return retry_busy(lambda: call(conn))
+    finally:
+        conn.execute("rollback")
