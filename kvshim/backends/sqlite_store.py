@@ -19,7 +19,7 @@ import json
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kvshim.backends._mutate import apply_u64, versionstamped_key
@@ -451,7 +451,3 @@ def _merge(into: Changes, more: Changes) -> None:
         into.version = more.version
     into.enqueued = into.enqueued or more.enqueued
 
-
-def keys_of(changes: Iterable[Changes]) -> list[bytes]:
-    """Every changed key of several changes."""
-    return [key for c in changes for key in c.keys]
