@@ -17,6 +17,7 @@ whose lease ran out (its process died) is retried by whichever process dequeues 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
@@ -27,7 +28,10 @@ from kvshim.backends import sqlite_store as store
 from kvshim.backends._notify import NotifierHub, watch_keys
 from kvshim.backends._sqlite_threads import ReaderPool, Writer
 from kvshim.clock import Clock, wall_clock_ms
+from kvshim.errors import KvError
 from kvshim.model import AtomicWrite, Consistency, RawEntry, ReadRange
+
+logger = logging.getLogger("kvshim.sqlite")
 
 POLL_INTERVAL_S = 0.075
 """How often ``data_version`` is polled for other processes' writes while anyone waits."""
@@ -123,9 +127,14 @@ class SharedDatabase:
     async def _sweep_forever(self) -> None:
         while not self.closed:
             self._sweep_wakeup.clear()
-            changes, upcoming = await self.writer.submit(
-                lambda conn: store.sweep_expired(conn, self.clock())
-            )
+            try:
+                changes, upcoming = await self.writer.submit(
+                    lambda conn: store.sweep_expired(conn, self.clock())
+                )
+            except KvError:
+                logger.exception("expiry sweep failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
+                continue
             self.after(changes)
             self._next_sweep = upcoming
             timeout = None if upcoming is None else max(0, upcoming - self.clock()) / 1000
@@ -147,7 +156,11 @@ class SharedDatabase:
 
     async def _poll_forever(self) -> None:
         while self._waiters > 0 and not self.closed:
-            version = await self.readers.run(store.data_version)
+            try:
+                version = await self.readers.run(store.data_version)
+            except KvError:
+                logger.exception("polling the database for changes failed")
+                version = self.known_version
             if version > self.known_version:
                 self.known_version = version
                 self.hub.notify_all()
@@ -211,9 +224,15 @@ class SqliteMessage:
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             deadline = self._db.clock() + LEASE_MS
-            await self._db.writer.submit(
-                partial(store.extend_lease, message_id=message_id, deadline=deadline)
-            )
+            try:
+                alive = await self._db.writer.submit(
+                    partial(store.extend_lease, message_id=message_id, deadline=deadline)
+                )
+            except KvError:
+                logger.exception("renewing a queue message's lease failed")
+                alive = True
+            if not alive:
+                return  # a cleanup pass took it back; it will be delivered again
 
     async def finish(self, success: bool) -> None:
         """Release the claim: done, or a failed attempt (retry later or dead-letter)."""

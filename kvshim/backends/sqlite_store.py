@@ -450,4 +450,3 @@ def _merge(into: Changes, more: Changes) -> None:
     if more.version is not None:
         into.version = more.version
     into.enqueued = into.enqueued or more.enqueued
-
