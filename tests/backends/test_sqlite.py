@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 import kvshim
-from kvshim import KvU64
+from kvshim import BigInt, KvU64
 from kvshim.backends import sqlite as sqlite_backend
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -284,7 +284,7 @@ DENO_WRITES: dict[tuple[Any, ...], Any] = {
     ("deno", "obj"): {"a": [1, "two", None, True], "b": {"c": 3}},
     ("deno", "u64"): KvU64(2**64 - 1),
     ("deno", "bytes"): b"\x00\x01\xff",
-    ("deno", "big"): 12345678901234567890,
+    ("deno", "big"): BigInt(12345678901234567890),
     ("deno", "date"): datetime.fromtimestamp(1_700_000_000, UTC),
     ("deno", 7, True): None,
 }
