@@ -54,10 +54,16 @@ async def remote_url(tmp_path: Path, server: KvConnectServer) -> str:
     return f"{server.url}/t{uuid.uuid4().hex[:16]}"
 
 
+async def sqlite_url(tmp_path: Path, server: Any) -> str:
+    """A fresh SQLite file (created on open) in the test's temporary directory."""
+    return str(tmp_path / "kv.sqlite3")
+
+
 BACKENDS: dict[str, Backend] = {
     "memory": Backend(memory_url),
     # KV Connect has no dequeue: listen_queue raises on remote databases.
     "remote": Backend(remote_url, "kv_connect_server", frozenset({"queues"})),
+    "sqlite": Backend(sqlite_url),
 }
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
