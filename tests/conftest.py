@@ -25,7 +25,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pytest
 
@@ -78,13 +78,16 @@ class KvConnectServer:
     process: subprocess.Popen[str]
 
 
-def start_kv_connect_server(*args: str, token: str | None = None) -> KvConnectServer:
+def start_kv_connect_server(
+    *args: str, token: str | None = None, stderr: IO[str] | None = None
+) -> KvConnectServer:
     """Start ``python -m kvshim serve --port 0 ARGS`` and wait for its ``Listening on`` line."""
     token = token or f"test-{uuid.uuid4().hex}"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "KVSHIM_ACCESS_TOKEN": token}
     process = subprocess.Popen(
         [sys.executable, "-m", "kvshim", "serve", "--port", "0", *args],
         stdout=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         env=env,
     )
@@ -109,10 +112,10 @@ def stop_kv_connect_server(server: KvConnectServer) -> None:
 
 
 @pytest.fixture(scope="session")
-def kv_connect_server() -> Iterator[KvConnectServer]:
-    """One in-memory ``kvshim serve`` for the session; its token is put in the environment
-    (``KVSHIM_ACCESS_TOKEN``) for ``open_kv`` to find."""
-    server = start_kv_connect_server("--memory")
+def kv_connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KvConnectServer]:
+    """One ``kvshim serve --data DIR`` (a SQLite file per database) for the session; its token
+    is put in the environment (``KVSHIM_ACCESS_TOKEN``) for ``open_kv`` to find."""
+    server = start_kv_connect_server("--data", str(tmp_path_factory.mktemp("kv_connect_data")))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KVSHIM_ACCESS_TOKEN", server.token)
         yield server

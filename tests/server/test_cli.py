@@ -1,0 +1,57 @@
+"""``python -m kvshim serve`` as a process: options, persistence in --data, quiet about secrets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT, start_kv_connect_server, stop_kv_connect_server
+
+import kvshim
+
+
+async def test_data_dir_persists_and_logs_no_secrets(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    log_path = tmp_path / "server.log"
+    token = "very-secret-token-value"
+    with log_path.open("w") as log:
+        server = start_kv_connect_server("--data", str(data), "-v", token=token, stderr=log)
+        try:
+            kv = await kvshim.open_kv(f"{server.url}/app", environ={"DENO_KV_ACCESS_TOKEN": token})
+            await kv.set(["k"], "kept")
+            await kv.close()
+        finally:
+            stop_kv_connect_server(server)
+        assert (data / "app.sqlite3").exists()
+        server = start_kv_connect_server("--data", str(data), "-v", token=token, stderr=log)
+        try:
+            kv = await kvshim.open_kv(f"{server.url}/app", environ={"DENO_KV_ACCESS_TOKEN": token})
+            assert (await kv.get(["k"])).value == "kept"
+            await kv.close()
+        finally:
+            stop_kv_connect_server(server)
+    text = log_path.read_text()
+    assert "POST /app/v2/atomic_write -> 200" in text  # one debug line per request ...
+    assert token not in text  # ... and never the token
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "give --data DIR, --memory or at least one --db NAME=URL"),
+        (["--memory", "--db", "novalue"], "expected NAME=URL"),
+        (["--db", "../x=memory:x"], "Invalid database name"),
+    ],
+)
+def test_bad_options(args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kvshim", "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
