@@ -15,13 +15,13 @@ import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
 from kvshim.server.app import KvConnectApp, ServerSettings
 from kvshim.server.databases import Databases
 from kvshim.server.names import check_name
 from kvshim.server.tokens import REGISTRY_FILE, TokenRegistry
+from kvshim.server.transport import Listener
 
 KEEP_ALIVE_SECONDS = 75  # Deno reuses pooled h2 connections; a short keep-alive races it.
 
@@ -79,7 +79,7 @@ class DatabaseService:
         self._host, self._port = host, port
         self._tls = (tls_cert, tls_key) if tls_cert and tls_key else None
         self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._listener: Listener | None = None
         self.url = ""
 
     def database_url(self, name: str) -> str:
@@ -88,19 +88,27 @@ class DatabaseService:
 
     async def start(self) -> str:
         """Bind, start serving in the background, and return the base URL (``http://H:P``)."""
-        sock = socket.create_server((self._host, self._port), reuse_port=False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = socket.create_server((self._host, self._port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by connections
         port = sock.getsockname()[1]
-        config = self._config(sock.detach())
+        config = self._config()
+        listener = Listener(self.app, config)
+        try:
+            await listener.start(sock, config.create_ssl_context() if self._tls else None)
+        except BaseException:
+            sock.close()
+            raise
+        self._listener = listener
         host = f"[{self._host}]" if ":" in self._host else self._host
         self.url = f"{'https' if self._tls else 'http'}://{host}:{port}"
-        self._task = asyncio.create_task(self._serve(config))
         return self.url
 
-    def _config(self, fd: int) -> Config:
+    def _config(self) -> Config:
         config = Config()
-        config.bind = [f"fd://{fd}"]
         config.keep_alive_timeout = KEEP_ALIVE_SECONDS
+        # hypercorn closes a connection after 1000 requests by default, which Deno's pooled
+        # HTTP/2 connection sees as a broken pipe (it retries, noisily).
+        config.keep_alive_max_requests = 2**62
         config.graceful_timeout = 1.0
         config.accesslog = None
         config.errorlog = logging.getLogger("kvshim.server.http")
@@ -108,28 +116,17 @@ class DatabaseService:
             config.certfile, config.keyfile = str(self._tls[0]), str(self._tls[1])
         return config
 
-    async def _serve(self, config: Config) -> None:
-        try:
-            await hypercorn_serve(
-                self.app,  # type: ignore[arg-type]
-                config,
-                shutdown_trigger=self._stopping.wait,
-                mode="asgi",
-            )
-        finally:
-            await self.app.databases.close()
-
     async def wait(self) -> None:
-        """Serve until ``stop`` is called (or the task is cancelled)."""
-        assert self._task is not None, "start() first"
-        await self._task
+        """Serve until ``stop`` is called."""
+        await self._stopping.wait()
 
     async def stop(self) -> None:
         """Stop accepting, end open watches, and close every database."""
         self._stopping.set()
-        if self._task is not None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
             await self.app.databases.close()  # ends watch streams so shutdown is not held up
-            await self._task
+            await listener.close()
 
     async def __aenter__(self) -> DatabaseService:
         await self.start()
