@@ -156,6 +156,7 @@ class Databases:
     def provision_timeline(self, app: str, timeline: str) -> DatabaseStatus:
         """Create (if needed) the database of ``app``'s ``timeline`` on its assigned instance."""
         app_name = naming.app_slug(app)
+        naming.timeline_group(timeline)
         with self.registry.read() as conn:
             name = queries.assigned_instance(conn, app_name)
         if name is None:

@@ -36,9 +36,13 @@ def instances(conn: sqlite3.Connection) -> list[Instance]:
 
 
 def insert_instance(conn: sqlite3.Connection, item: Instance) -> None:
-    """Record a new instance; ``DatabaseExistsError`` if its name or location is taken."""
+    """Record a new instance; ``DatabaseExistsError`` if its name or location is taken (two
+    instances in one place would share database names; ``memory:`` ones are kept apart by the
+    instance name)."""
+    shared = item.location != "memory:"
     clash = conn.execute(
-        "SELECT name FROM instances WHERE name = ? OR location = ?", (item.name, item.location)
+        "SELECT name FROM instances WHERE name = ? OR (? AND location = ?)",
+        (item.name, shared, item.location),
     ).fetchone()
     if clash is not None:
         what = "name" if clash[0] == item.name else f"location {item.location}"

@@ -26,7 +26,7 @@ MIGRATIONS = (
     CREATE TABLE instances (
         name TEXT PRIMARY KEY,
         engine TEXT NOT NULL,
-        location TEXT NOT NULL UNIQUE,
+        location TEXT NOT NULL,
         created_ms INTEGER NOT NULL
     );
     CREATE TABLE assignments (
