@@ -56,3 +56,7 @@ class TimelineError(KvError, RuntimeError):
 
 class AppLoadError(KvError, ImportError):
     """The application given to ``kvshim run`` could not be loaded."""
+
+
+class ServeError(KvError, OSError):
+    """``kvshim run`` could not listen on the address it was given."""
