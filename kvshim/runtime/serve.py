@@ -74,6 +74,10 @@ class AppServer:
             raise
         previous, self._runner = self._runner, runner
         if previous is not None:
+            # Stop the old app accepting now, so that every connection from here on reaches
+            # the new one; its open connections are wound down in the background.
+            for site in list(previous.sites):
+                await site.stop()
             # In the background: a long request (a server-sent event stream) on the old app
             # must not hold up the next reload.
             task = asyncio.ensure_future(self._retire(previous))
