@@ -76,3 +76,7 @@ class BackupFormatError(KvError, ValueError):
 
 class DatabaseExistsError(KvError, FileExistsError):
     """A database instance by that name (or at that location) already exists."""
+
+
+class ServeError(KvError, OSError):
+    """``kvshim run`` could not listen on the address it was given."""
