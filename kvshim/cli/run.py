@@ -59,6 +59,9 @@ _timeline_options = [
                  "file under .kvshim/ instead of in memory."),
     click.option("--database", envvar="KVSHIM_DATABASE", help="The database URL or path to "
                  "use (required when deployed; env KVSHIM_DATABASE)."),
+    click.option("--use-assigned", is_flag=True, envvar="KVSHIM_USE_ASSIGNED", help="Use the "
+                 "database assigned to this app (kvshim db assign) for the timeline, also "
+                 "locally (deployed runs always do)."),
 ]  # fmt: skip
 
 
@@ -86,6 +89,7 @@ def run_command(
     production_branch: str | None,
     persist: bool,
     database: str | None,
+    use_assigned: bool,
 ) -> None:
     """Serve APP on the current timeline's database.
 
@@ -101,6 +105,7 @@ def run_command(
         reload=not settings.deployed if reload is None else reload,
         persist=persist,
         database=database,
+        use_assigned=use_assigned,
         timeline=settings,
     )
     try:
@@ -118,6 +123,7 @@ def timeline_command(
     production_branch: str | None,
     persist: bool,
     database: str | None,
+    use_assigned: bool,
 ) -> None:
     """Print the detected timeline and the database it maps to.
 
@@ -128,10 +134,11 @@ def timeline_command(
         project_dir=Path.cwd().resolve(),
         persist=persist,
         database=database,
+        use_assigned=use_assigned,
         timeline=_settings(timeline, deployed, production_branch),
     )
     try:
-        placement = place(config)
+        placement = place(config, os.environ)
     except KvError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"timeline: {placement.timeline.name}")

@@ -23,6 +23,7 @@ class RunConfig:
     reload: bool = True
     persist: bool = False
     database: str | None = None
+    use_assigned: bool = False
     timeline: TimelineSettings = TimelineSettings()
 
     @property

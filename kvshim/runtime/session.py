@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
 
+from kvshim.databases.api import resolve_run_database
+from kvshim.databases.naming import app_for_directory
 from kvshim.errors import TimelineError
 from kvshim.opening import DEFAULT_URL_VARIABLE, close_default_kvs
 from kvshim.runtime.config import RunConfig
-from kvshim.runtime.databases import database_url_for, prepare_data_dir
+from kvshim.runtime.databases import NO_DEPLOYED_DATABASE, database_url_for, prepare_data_dir
 from kvshim.runtime.loader import AppLoader
 from kvshim.runtime.serve import AppServer, bind_socket, display_url
 from kvshim.runtime.timeline import TIMELINE_VARIABLE, Timeline, git_dir, resolve_timeline
@@ -52,10 +54,31 @@ class Placement:
         return f"Timeline {self.timeline.name}, database {self.url}"
 
 
-def place(config: RunConfig) -> Placement:
-    """The current timeline and its database; raises ``TimelineError``."""
+def place(config: RunConfig, environ: Mapping[str, str]) -> Placement:
+    """The current timeline and its database; raises ``TimelineError``.
+
+    An explicit ``--database`` wins; then the database assigned to the app for this timeline
+    (``kvshim db assign``), always when deployed and locally with ``use_assigned``; then the
+    local default (in memory, or ``.kvshim/`` with ``persist``)."""
     timeline = resolve_timeline(config.project_dir, config.timeline)
-    return Placement(timeline, database_url_for(timeline, config.databases))
+    settings = config.databases
+    if not settings.database:
+        app = app_for_directory(config.project_dir)
+        deployed = settings.deployed
+        try:
+            assigned = resolve_run_database(
+                app, timeline.name, deployed, config.use_assigned, environ
+            )
+        except TimelineError as error:
+            if not deployed:
+                raise
+            raise TimelineError(
+                f"{NO_DEPLOYED_DATABASE} Or assign a database instance to this app: "
+                f"`kvshim db assign NAME --app {app}`."
+            ) from error
+        if assigned:
+            return Placement(timeline, assigned)
+    return Placement(timeline, database_url_for(timeline, settings))
 
 
 class Session:
@@ -68,7 +91,7 @@ class Session:
         self.environ = environ
         self.reporter = reporter
         self.loader = AppLoader(config.app, config.project_dir)
-        self.placement = place(config)
+        self.placement = place(config, environ)
         self._stopping = asyncio.Event()
         self._server: AppServer | None = None
 
@@ -143,7 +166,7 @@ class Session:
 
     async def _switch_if_moved(self) -> None:
         try:
-            placement = place(self.config)
+            placement = place(self.config, self.environ)
         except TimelineError as error:
             self.reporter.error(f"Cannot follow the branch switch: {error}")
             return

@@ -243,3 +243,44 @@ def test_persist_keeps_each_timeline_in_its_own_file(
 
     restarted = start("app.py", "--persist")  # on feature: its file still holds 1
     assert restarted.count() == 2
+
+
+def _db(repo: Path, home: Path, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "kvshim", "db", *args],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "KVSHIM_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_use_assigned_database_and_deployed_runs(
+    app: Path, repo: Path, tmp_path: Path, start: Callable[..., Running]
+) -> None:
+    home, location = tmp_path / "home", tmp_path / "dbs"
+    env = {"KVSHIM_HOME": str(home)}
+    refused = subprocess.run(
+        [sys.executable, "-m", "kvshim", "run", "app.py", "--deployed", "--port", "0"],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert "--database" in refused.stderr and "kvshim db assign" in refused.stderr
+
+    _db(repo, home, "provision", "shop", "--location", str(location))
+    _db(repo, home, "assign", "shop", "--app", repo.name)
+    local = start("app.py", "--use-assigned", env=env)
+    assert [local.count() for _ in range(2)] == [1, 2]
+    assert local.stop() == 0
+    deployed = start("app.py", "--deployed", env=env)
+    assert deployed.count() == 1  # production is a database of its own
+    assert deployed.stop() == 0
+    status = json.loads(_db(repo, home, "status", "shop", "--json"))
+    assert len(list(location.glob("*.sqlite3"))) == 2, status
