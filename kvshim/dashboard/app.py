@@ -18,12 +18,11 @@ from kvshim.dashboard import (
     login_views,
     timelines_views,
 )
-from kvshim.dashboard.pages import DATABASES, WATCHERS, render, url
+from kvshim.dashboard.pages import DATABASES, WATCHERS, render
 from kvshim.dashboard.security import (
     Handler,
     auth_middleware,
     csrf_middleware,
-    csrf_token,
     headers_middleware,
 )
 from kvshim.databases import Databases
@@ -78,20 +77,9 @@ def _setup_templates(app: web.Application) -> None:
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
-        context_processors=[_page_context],
     )
     environment.globals["expiry_text"] = explorer_views.expiry_text
     environment.globals["format_key"] = literal.format_key
-
-
-async def _page_context(request: web.Request) -> dict[str, object]:
-    def link(route: str, query: dict[str, str] | None = None, **parts: str) -> str:
-        return url(request, route, query, **parts)
-
-    def static(name: str) -> str:
-        return url(request, "static", filename=name)
-
-    return {"csrf": csrf_token(request), "link": link, "static": static, "request": request}
 
 
 @web.middleware

@@ -122,12 +122,12 @@ async def save_entry(request: web.Request) -> web.StreamResponse:
     fields = await form(request)
     loaded = fields.get("versionstamp") or None
     kept = {"value_text": fields.get("value", ""), "key_text": fields.get("key", "")}
-    kept["loaded_versionstamp"] = loaded or ""
     try:
         key = literal.parse_key(fields.get("key", ""))
         value = literal.parse_value(fields.get("value", ""))
         expire_in = _expire_in(fields.get("expire_in", ""))
     except KvError as exc:
+        kept["loaded_versionstamp"] = loaded or ""
         return await _render_entry(request, None, status=400, error=error_text(exc), **kept)
     async with opened(databases(request), *_names(request)) as (kv, _, _db):
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
@@ -12,6 +13,7 @@ from typing import Any, Literal, TypeVar
 import aiohttp_jinja2
 from aiohttp import web
 
+from kvshim.dashboard.security import csrf_token
 from kvshim.databases import Databases
 from kvshim.errors import KvError
 
@@ -66,13 +68,16 @@ def render(
     request: web.Request, template: str, context: dict[str, Any], *, status: int = 200
 ) -> web.Response:
     """A page from ``template``, with the message left by the previous redirect, if any."""
-    flash = _flash(request)
-    response = aiohttp_jinja2.render_template(
-        template, request, {"flash": flash, **context}, status=status
-    )
+    page = {"flash": _flash(request), "csrf": csrf_token(request), "request": request}
+    page |= {"link": functools.partial(url, request), "static": functools.partial(_static, request)}
+    response = aiohttp_jinja2.render_template(template, request, page | context, status=status)
     if FLASH_COOKIE in request.cookies:
         response.del_cookie(FLASH_COOKIE, path="/")
     return response
+
+
+def _static(request: web.Request, name: str) -> str:
+    return url(request, "static", filename=name)
 
 
 def _flash(request: web.Request) -> dict[str, str] | None:
