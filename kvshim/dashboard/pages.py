@@ -68,7 +68,8 @@ def render(
     request: web.Request, template: str, context: dict[str, Any], *, status: int = 200
 ) -> web.Response:
     """A page from ``template``, with the message left by the previous redirect, if any."""
-    page = {"flash": _flash(request), "csrf": csrf_token(request), "request": request}
+    page: dict[str, Any] = {"flash": _flash(request), "csrf": csrf_token(request)}
+    page["request"] = request
     page |= {"link": functools.partial(url, request), "static": functools.partial(_static, request)}
     response = aiohttp_jinja2.render_template(template, request, page | context, status=status)
     if FLASH_COOKIE in request.cookies:
