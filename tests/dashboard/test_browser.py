@@ -124,6 +124,7 @@ async def test_provision_assign_browse_stale_edit_and_delete(page: Page, home: P
     await card.get_by_role("link", name="Timelines").click()
     row = page.locator("tr[data-database=shop-production]")
     await expect(row.locator("td.num").first).to_have_text("1")
+    await _screenshot(page, "timelines")
     await row.get_by_role("link", name="Browse").click()
     await page.get_by_role("link", name='["requests"]').click()
     await expect(page.locator("#value")).to_have_text("u64(3)")
