@@ -31,7 +31,8 @@ class BigInt:
     """A JavaScript bigint: ``BigInt(5)`` is stored as ``5n`` in keys and values alike.
 
     A plain Python ``int`` becomes a JS number when it is a safe integer (``abs(n) <= 2**53 - 1``)
-    and a bigint otherwise; wrap it in ``BigInt`` to force a bigint.
+    and a bigint otherwise; wrap it in ``BigInt`` to force a bigint. Every JS bigint reads back
+    as a ``BigInt``, so numbers and bigints stay distinct through a read and a write.
     """
 
     value: int

@@ -12,8 +12,8 @@ Python (written)                   JavaScript                   Python (read bac
 (nothing)                          ``undefined``                ``None``
 ``bool``                           boolean                      ``bool``
 ``int``, ``abs(n) <= 2**53 - 1``   number                       ``int``
-``int``, larger                    bigint                       ``int``
-``BigInt(n)``                      bigint (always)              ``int``
+``int``, larger                    bigint                       ``BigInt``
+``BigInt(n)``                      bigint (always)              ``BigInt``
 ``float``                          number (``1.0`` is ``1``)    ``int`` if integral and safe,
                                                                 except ``-0.0``; else ``float``
 ``str``                            string                       ``str``
@@ -29,7 +29,7 @@ Python (written)                   JavaScript                   Python (read bac
 ``JSArrayBufferView(kind, data)``  other TypedArray, DataView   ``JSArrayBufferView``
 ``JSRegExp(source, flags)``        RegExp                       ``JSRegExp``
 ``JSError(name, message, ...)``    Error and its subclasses     ``JSError``
-``KvU64(n)`` (nested)              ``{value: n}`` (bigint)      ``{"value": n}``
+``KvU64(n)`` (nested)              ``{value: n}`` (bigint)      ``{"value": BigInt(n)}``
 (nothing)                          ``new Number(1)`` etc.       the primitive (``1``)
 (nothing)                          Blob, File, DOMException     the ``dict`` Deno stores for it
 =================================  ===========================  ================================
@@ -37,16 +37,17 @@ Python (written)                   JavaScript                   Python (read bac
 Details:
 
 - JavaScript has one number type: ``1.0`` is written exactly like ``1``, and a number read
-  back is an ``int`` when it is integral and a safe integer. A bigint reads back as ``int``
-  too, so a small one (``5n``) is written back as a number; wrap it in ``BigInt`` to keep it.
+  back is an ``int`` when it is integral and a safe integer. A bigint always reads back as a
+  ``BigInt`` (``.value`` is the ``int``), so writing an entry back never turns ``5n`` into
+  ``5``; a Python ``int`` beyond 2**53 - 1 is written as a bigint and so reads back as one.
 - A naive ``datetime`` is taken as UTC. Dates hold whole milliseconds (microseconds are
   truncated towards zero) and read back as timezone-aware UTC ``datetime``s.
 - Object keys that look like array indices (``"0"``, ``"17"``) come first, in ascending order,
   as in JavaScript; object keys always read back as ``str``.
 - A Map whose keys Python cannot hash (objects, arrays) reads back as a ``list`` of
   ``(key, value)`` tuples; a Set with such members as a ``list``. Keys that are distinct in JS
-  but equal in Python (``1``, ``1n`` and ``true``) collapse, and a Map with only ``str`` keys is
-  written back as an Object.
+  but equal in Python (``1`` and ``true``) collapse, and a Map with only ``str`` keys is written
+  back as an Object.
 - Named properties of arrays are dropped; sparse arrays longer than 2**20 fail to decode.
 - Shared and cyclic containers are written once and referenced, so cycles round-trip.
 - Other values raise ``KvTypeError`` (``<class 'object'> could not be cloned.``).

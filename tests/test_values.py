@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import importlib
 import math
 import os
 import shutil
@@ -96,10 +97,10 @@ APPENDIX_B: list[tuple[str, str, object, object]] = [
     ('"α"', "FF106302B103", "α", "α"),
     ('"😀"', "FF1063043DD800DE", "😀", "😀"),
     ('""', "FF102200", "", ""),
-    ("-5n", "FF105A110500000000000000", -5, BigInt(-5)),
-    ("0n", "FF105A00", 0, BigInt(0)),
-    ("42n", "FF105A102A00000000000000", 42, BigInt(42)),
-    ("2n**64n", "FF105A2000000000000000000100000000000000", 2**64, 2**64),
+    ("-5n", "FF105A110500000000000000", BigInt(-5), None),
+    ("0n", "FF105A00", BigInt(0), None),
+    ("42n", "FF105A102A00000000000000", BigInt(42), None),
+    ("2n**64n", "FF105A2000000000000000000100000000000000", BigInt(2**64), 2**64),
     ("{}", "FF106F7B00", {}, {}),
     ("[]", "FF104100240000", [], []),
     ('[1,"a"]', "FF1041024902220161240002", [1, "a"], [1, "a"]),
@@ -173,7 +174,7 @@ def test_nested_kv_u64_is_an_object_holding_a_bigint() -> None:
     encoded = encode_value({"u": KvU64(5)})
     assert encoded.encoding == ValueEncoding.V8
     assert encoded.data.hex() == "ff106f2201756f220576616c75655a1005000000000000007b017b01"
-    assert decode_value(encoded) == {"u": {"value": 5}}
+    assert decode_value(encoded) == {"u": {"value": BigInt(5)}}
 
 
 def test_everything_else_is_v8() -> None:
@@ -234,7 +235,8 @@ def test_kv_u64_validation(arg: Any, error: type[Exception], message: str) -> No
 
 def test_bigint() -> None:
     assert BigInt(5).value == 5 and int(BigInt(5)) == 5
-    assert BigInt(5) == BigInt(5) and hash(BigInt(5)) == hash(BigInt(5)) and BigInt(5) != 5
+    five: object = 5
+    assert BigInt(5) == BigInt(5) and hash(BigInt(5)) == hash(BigInt(5)) and BigInt(5) != five
     assert repr(BigInt(-5)) == "BigInt(-5)"
     with pytest.raises(KvTypeError):
         BigInt(1.0)  # type: ignore[arg-type]
@@ -408,6 +410,22 @@ def test_decode_rejects(hex_: str) -> None:
         decode_v8(bytes.fromhex(hex_))
 
 
+def test_map_with_unhashable_keys_reads_as_pairs_and_keeps_its_identity() -> None:
+    # [{}, new Map([[{a: 1}, "x"]]), <the same Map>]
+    data = bytes.fromhex("ff1041036f7b003b6f22016149027b012201783a025e02240003")
+    decoded = decode_v8(data)
+    assert decoded == [{}, [({"a": 1}, "x")], [({"a": 1}, "x")]]
+    assert isinstance(decoded, list) and decoded[2] is decoded[1]
+
+
+def test_set_with_unhashable_members_reads_as_a_list() -> None:
+    # [{}, new Set([[1]]), <the same Set>]
+    data = bytes.fromhex("ff1041036f7b0027410149022400012c015e02240003")
+    decoded = decode_v8(data)
+    assert decoded == [{}, [[1]], [[1]]]
+    assert isinstance(decoded, list) and decoded[2] is decoded[1]
+
+
 def test_decode_accepts_bytearray_and_memoryview() -> None:
     assert decode_v8(bytearray(b"\xff\x10\x49\x02")) == 1
     assert decode_v8(memoryview(b"\xff\x10\x49\x02")) == 1
@@ -442,7 +460,7 @@ class Golden:
     write: object = SAME
 
 
-def _stack(prefix: str) -> StartsWith:
+def _stack(prefix: str) -> Any:  # a StartsWith where JSError wants a str
     return StartsWith(prefix + "\n    at file://")
 
 
@@ -481,10 +499,10 @@ DENO_GOLDENS: dict[str, Golden] = {
         {"1": 3, "2": 2, "10": 5, "4294967294": 7, "b": 1, "a": 4, "01": 6, "4294967295": 8}
     ),
     "index_key_2_31": Golden({"2147483647": 2, "2147483648": 1}),
-    "bigint_small": Golden(123, BigInt(123)),
-    "bigint_huge": Golden(2**100),
-    "bigint_negative_huge": Golden(-(2**64) - 1),
-    "bigint_in_object": Golden({"n": 2**53 + 1}),
+    "bigint_small": Golden(BigInt(123)),
+    "bigint_huge": Golden(BigInt(2**100)),
+    "bigint_negative_huge": Golden(BigInt(-(2**64) - 1)),
+    "bigint_in_object": Golden({"n": BigInt(2**53 + 1)}),
     "date": Golden(datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=UTC)),
     "date_before_epoch": Golden(datetime(1969, 12, 30, 23, 59, 59, 999000, tzinfo=UTC)),
     "date_invalid": Golden(JSDate(math.nan)),
@@ -519,8 +537,8 @@ DENO_GOLDENS: dict[str, Golden] = {
         JSError("TypeError", "bad", _stack("TypeError: bad"), {"code": 1})
     ),
     "range_error": Golden(JSError("RangeError", "r", _stack("RangeError: r"))),
-    "boxed": Golden([1.5, "s", False, 7], None),
-    "kv_u64_nested": Golden({"u": {"value": 5}}, {"u": KvU64(5)}),
+    "boxed": Golden([1.5, "s", False, BigInt(7)], None),
+    "kv_u64_nested": Golden({"u": {"value": BigInt(5)}}, {"u": KvU64(5)}),
     "double_array": Golden([1.5, 2, 3]),
     "double_array_large_int": Golden([1, 2**40]),
     "mixed_array": Golden([1.5, 2, "a"]),
@@ -541,12 +559,9 @@ DENO_GOLDENS: dict[str, Golden] = {
 
 def _find_deno() -> str | None:
     try:
-        import deno  # the PyPI package that ships the binary
-    except ImportError:
-        return shutil.which("deno")
-    try:
+        deno = importlib.import_module("deno")  # the PyPI package that ships the binary
         return str(deno.find_deno_bin())
-    except FileNotFoundError:
+    except (ImportError, FileNotFoundError):
         return shutil.which("deno")
 
 
@@ -600,10 +615,12 @@ def test_deno_cyclic_object_refers_to_itself(deno_values: dict[str, bytes]) -> N
 
 # --- Properties --------------------------------------------------------------------------------
 
+_safe_ints = st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
 _hashable = (
     st.none()
     | st.booleans()
-    | st.integers()
+    | _safe_ints
+    | st.builds(BigInt, st.integers())
     | st.floats(allow_nan=False)
     | st.text()
     | st.binary(max_size=8)
@@ -617,7 +634,7 @@ _trees_without_sets = st.recursive(
     lambda children: (
         st.lists(children, max_size=5)
         | st.dictionaries(st.text(max_size=5), children, max_size=5)
-        | st.dictionaries(st.integers() | st.text(max_size=3), children, max_size=5)
+        | st.dictionaries(_safe_ints | st.text(max_size=3), children, max_size=5)
     ),
     max_leaves=30,
 )
@@ -667,9 +684,17 @@ def test_floats_keep_their_number_value(x: float) -> None:
 
 @given(st.integers())
 def test_ints_round_trip(n: int) -> None:
-    decoded = decode_v8(encode_v8(n))
-    assert decoded == n and type(decoded) is int
-    assert decode_v8(encode_v8(BigInt(n))) == n
+    # Safe integers are JS numbers; larger ones become bigints, which read back as BigInt.
+    expected = n if abs(n) <= 2**53 - 1 else BigInt(n)
+    assert_same(decode_v8(encode_v8(n)), expected)
+    assert_same(decode_v8(encode_v8(BigInt(n))), BigInt(n))
+
+
+def test_numbers_and_bigints_stay_distinct() -> None:
+    value = {"number": 5, "bigint": BigInt(5), "map": {1: "number", BigInt(1): "bigint"}}
+    data = encode_v8(value)
+    assert_same(decode_v8(data), value)
+    assert encode_v8(decode_v8(data)) == data
 
 
 @given(st.text())

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
+from kvshim.bigint import BigInt
 from kvshim.errors import KvRangeError
 from kvshim.limits import MAX_SAFE_INTEGER
 from kvshim.v8.jstypes import (
@@ -45,7 +46,6 @@ def decode_v8(data: bytes | bytearray | memoryview) -> object:
         ValueError,
         IndexError,
         KeyError,
-        TypeError,
         OverflowError,
         RecursionError,
         struct.error,
@@ -127,10 +127,11 @@ def _number(value: float) -> int | float:
     return value
 
 
-def _bigint(dec: _Decoder) -> int:
+def _bigint(dec: _Decoder) -> BigInt:
+    # A bigint stays a BigInt, so writing it back does not turn Deno's 5n into the number 5.
     bitfield = dec.varint()
     magnitude = int.from_bytes(dec.take(bitfield >> 1), "little")
-    return -magnitude if bitfield & 1 else magnitude
+    return BigInt(-magnitude if bitfield & 1 else magnitude)
 
 
 def _property_key(key: object) -> str:
@@ -263,6 +264,7 @@ def _read_regexp(dec: _Decoder) -> JSRegExp:
 
 
 def _read_map(dec: _Decoder) -> object:
+    index = len(dec.objects)
     result: dict[object, object] = dec.register({})
     pairs: list[tuple[object, object]] = []
     while not dec.consume(0x3A):  # ':'
@@ -273,12 +275,13 @@ def _read_map(dec: _Decoder) -> object:
         result.update(pairs)
     except TypeError:  # a key Python cannot hash, such as an object or an array
         result.clear()
-        dec.objects[dec.objects.index(result)] = pairs
+        dec.objects[index] = pairs
         return pairs
     return result
 
 
 def _read_set(dec: _Decoder) -> object:
+    index = len(dec.objects)
     result: set[object] = dec.register(set())
     members: list[object] = []
     while not dec.consume(0x2C):  # ','
@@ -287,7 +290,8 @@ def _read_set(dec: _Decoder) -> object:
     try:
         result.update(members)
     except TypeError:  # a member Python cannot hash, such as an object or an array
-        dec.objects[dec.objects.index(result)] = members
+        result.clear()
+        dec.objects[index] = members
         return members
     return result
 

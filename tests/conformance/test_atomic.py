@@ -9,10 +9,11 @@ import asyncio
 from typing import Any
 
 import pytest
-from conformance_support import collect, exact, keys_of
 
 import kvshim
 from kvshim import AtomicCheck, BigInt, KvU64
+
+from .conformance_support import collect, exact, keys_of
 
 U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
 

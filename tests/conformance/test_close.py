@@ -9,9 +9,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from conformance_support import exact, next_item, wait
 
 import kvshim
+
+from .conformance_support import exact, next_item, wait
 
 OpenDb = Callable[[], Awaitable[kvshim.Kv]]
 BAD_RESOURCE = exact("Bad resource ID")

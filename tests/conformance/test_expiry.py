@@ -12,10 +12,11 @@ import math
 from typing import Any
 
 import pytest
-from conformance_support import collect, exact, keys_of
 
 import kvshim
 from kvshim import AtomicCheck
+
+from .conformance_support import collect, exact, keys_of
 
 
 @pytest.mark.parametrize("expire_in", [-1, 1.5])

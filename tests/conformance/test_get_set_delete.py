@@ -9,9 +9,10 @@ import re
 from typing import Any
 
 import pytest
-from conformance_support import collect, exact, keys_of, values_of
 
 import kvshim
+
+from .conformance_support import collect, exact, keys_of, values_of
 
 VERSIONSTAMP = re.compile(r"^[0-9a-f]{20}$")
 

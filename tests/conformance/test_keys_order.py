@@ -13,10 +13,11 @@ import struct
 from typing import Any
 
 import pytest
-from conformance_support import collect, exact, keys_of
 
 import kvshim
 from kvshim import BigInt
+
+from .conformance_support import collect, exact, keys_of
 
 INVALID_PART = "expected string, number, bigint, ArrayBufferView, boolean"
 

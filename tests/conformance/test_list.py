@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conformance_support import collect, exact, keys_of, next_item, seed_list_data, values_of
 
 import kvshim
+
+from .conformance_support import collect, exact, keys_of, next_item, seed_list_data, values_of
 
 A_ALL = [("a", "a"), ("a", "b"), ("a", "c"), ("a", "d"), ("a", "e")]
 

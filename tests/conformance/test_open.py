@@ -7,9 +7,10 @@ else in-memory; one object per process). Backend-independent, so not parametrise
 from __future__ import annotations
 
 import pytest
-from conformance_support import exact
 
 import kvshim
+
+from .conformance_support import exact
 
 
 async def test_memory_databases_are_private() -> None:

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conformance_support import TIMEOUT, collect, exact, wait
 
 import kvshim
 from kvshim import AtomicCheck
+
+from .conformance_support import TIMEOUT, collect, exact, wait
 
 # Tests that need a queue consumer are marked kv_feature("queues"); enqueue itself works on
 # every backend (KV Connect accepts enqueues but cannot dequeue, §9.4).

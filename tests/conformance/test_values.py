@@ -11,10 +11,11 @@ import math
 from typing import Any
 
 import pytest
-from conformance_support import exact
 
 import kvshim
 from kvshim import BigInt, KvU64
+
+from .conformance_support import exact
 
 UTC = datetime.UTC
 
@@ -50,6 +51,7 @@ ROUND_TRIPS: list[tuple[str, Any]] = [
     ("bigint", BigInt(-5)),
     ("bigint-big", BigInt(2**64)),
     ("bigint-zero", BigInt(0)),
+    ("nested-bigint", {"n": BigInt(5), "l": [BigInt(-1)]}),
     ("datetime", datetime.datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)),
     ("epoch", datetime.datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)),
     ("nested-bytes", {"b": b"\x07\x08"}),
@@ -82,6 +84,24 @@ async def test_negative_zero_and_nan_values(kv: kvshim.Kv) -> None:
     z = (await kv.get(["z"])).value
     assert z == 0 and math.copysign(1.0, z) < 0
     assert math.isnan((await kv.get(["n"])).value)
+
+
+async def test_nested_kvu64_becomes_an_object(kv: kvshim.Kv) -> None:
+    # §3.2: only a top-level KvU64 gets the LE64 encoding; nested, it is {value: 5n}.
+    await kv.set(["k"], {"u": KvU64(5)})
+    assert (await kv.get(["k"])).value == {"u": {"value": BigInt(5)}}
+
+
+async def test_number_and_bigint_values_stay_distinct(kv: kvshim.Kv) -> None:
+    # A JS number and a JS bigint are different values; reading and writing back an entry
+    # must not turn one into the other (Deno code doing `count + 1n` depends on it).
+    await kv.set(["k"], {"number": 5, "bigint": BigInt(5)})
+    value = (await kv.get(["k"])).value
+    assert type(value["number"]) is int
+    assert isinstance(value["bigint"], BigInt)
+    await kv.set(["k2"], value)
+    again = (await kv.get(["k2"])).value
+    assert type(again["number"]) is int and isinstance(again["bigint"], BigInt)
 
 
 async def test_tuple_reads_back_as_list(kv: kvshim.Kv) -> None:

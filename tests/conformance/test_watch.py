@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conformance_support import TIMEOUT, exact, next_item
 
 import kvshim
 from kvshim import AtomicCheck
+
+from .conformance_support import TIMEOUT, exact, next_item
 
 pytestmark = pytest.mark.kv_feature("watch")
 

@@ -1,0 +1,1 @@
+"""Deno KV conformance suite, parametrised over every backend (see tests/conftest.py)."""
