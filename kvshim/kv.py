@@ -41,7 +41,13 @@ class Kv:
 
     async def get(self, key: KeyLike, *, consistency: Consistency = "strong") -> KvEntry:
         """The entry at ``key`` (``value`` and ``versionstamp`` are ``None`` if missing)."""
-        return (await self.get_many([key], consistency=consistency))[0]
+        # get_many([key]) without its per-call lists: this is the hottest read path.
+        self._ensure_open()
+        level = validation.consistency(consistency)
+        encoded = encode_key(key)
+        read = ReadRange(encoded, validation.read_bound(encoded + b"\x00"), 1)
+        found = (await self._backend.snapshot_read((read,), level))[0]
+        return _decode_entry(found[0]) if found else KvEntry(tuple(key), None, None)
 
     async def get_many(
         self, keys: Sequence[KeyLike], *, consistency: Consistency = "strong"
