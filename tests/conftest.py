@@ -45,8 +45,14 @@ async def memory_url(tmp_path: Path, server: Any) -> str:
     return ":memory:"
 
 
+async def sqlite_url(tmp_path: Path, server: Any) -> str:
+    """A fresh SQLite file (created on open) in the test's temporary directory."""
+    return str(tmp_path / "kv.sqlite3")
+
+
 BACKENDS: dict[str, Backend] = {
     "memory": Backend(memory_url),
+    "sqlite": Backend(sqlite_url),
 }
 
 OpenDb = Callable[[], Awaitable["kvshim.Kv"]]

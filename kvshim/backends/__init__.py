@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from kvshim.backends import memory
+from kvshim.backends import memory, sqlite
 from kvshim.backends.base import Backend, QueueMessage
 from kvshim.backends.memory import MemoryBackend
 from kvshim.errors import KvTypeError, KvValueError
@@ -47,4 +47,4 @@ async def _open_sqlite(path: str) -> Backend:
             raise KvTypeError("Filename cannot be empty")
     if path.startswith(":"):
         raise KvTypeError("Filename cannot start with ':' unless prefixed with './'")
-    raise KvValueError(f"The SQLite backend is not available yet: cannot open {path!r}")
+    return await sqlite.open_sqlite(path)

@@ -1,0 +1,340 @@
+"""The SQLite file backend: Deno's file format, group commit, and cross-process wake-ups.
+
+What is promised: an ``atomic_write`` that returned is durable (WAL with ``synchronous=FULL``:
+the commit's WAL frames were fsynced before the future resolved, so it survives a process
+kill and, given an honest disk, power loss), and an atomic write is applied entirely or not at
+all (one SAVEPOINT per write inside the group's transaction).
+
+All handles on one file opened from one event loop share a ``SharedDatabase`` (keyed by the
+canonical path): one writer thread, one reader pool, one ``NotifierHub``, one expiry sweeper.
+Unlike Deno, changes made by other processes are noticed: while anyone watches or listens,
+``data_version`` is polled every ``POLL_INTERVAL_S``, and a change wakes every watcher, queue
+listener and the sweeper. A dequeued message moves to ``queue_running`` with a lease that a
+heartbeat renews while its handler runs, so a long handler is not delivered twice; a message
+whose lease ran out (its process died) is retried by whichever process dequeues next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from functools import partial
+
+from kvshim.backends import sqlite_store as store
+from kvshim.backends._notify import NotifierHub, watch_keys
+from kvshim.backends._sqlite_threads import ReaderPool, Writer
+from kvshim.clock import Clock, wall_clock_ms
+from kvshim.errors import KvError
+from kvshim.model import AtomicWrite, Consistency, RawEntry, ReadRange
+
+logger = logging.getLogger("kvshim.sqlite")
+
+POLL_INTERVAL_S = 0.075
+"""How often ``data_version`` is polled for other processes' writes while anyone waits."""
+LEASE_MS = 5_000
+"""How long a dequeued message stays claimed without a heartbeat (Deno's 5 s)."""
+HEARTBEAT_S = 1.5
+"""How often a running handler's lease is renewed."""
+MAX_QUEUE_WAIT_S = 2.0
+"""The longest a queue listener sleeps without looking at the queue (a safety net only)."""
+
+
+class SharedDatabase:
+    """One SQLite file as seen by one event loop: the state every handle on it shares."""
+
+    def __init__(self, path: str, key: tuple[str, int], writer: Writer, clock: Clock) -> None:
+        self.path = path
+        self._key = key
+        self.writer = writer
+        self.readers = ReaderPool(partial(store.connect, path))
+        self.clock = clock
+        self.hub = NotifierHub()
+        self.handles = 0
+        self.closed = False
+        self.known_version = 0
+        self._queue_changed = asyncio.Condition()
+        self._queue_generation = 0
+        self._waiters = 0
+        self._poller: asyncio.Task[None] | None = None
+        self._sweep_wakeup = asyncio.Event()
+        self._next_sweep: int | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._in_flight = 0
+
+    def start(self) -> None:
+        """Start the expiry sweeper (its first pass deletes what expired while closed)."""
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    # --- writes and their aftermath ----------------------------------------------------------
+
+    async def write(
+        self, call: Callable[[sqlite3.Connection], store.WriteResult]
+    ) -> store.WriteResult:
+        """Run a write through the writer and react to what it changed."""
+        result = await self.writer.submit(call)
+        self.after(result.changes)
+        return result
+
+    def after(self, changes: store.Changes) -> None:
+        """Wake whoever ``changes`` concern (called on the loop, after the commit)."""
+        if changes.version is not None:
+            self.known_version = max(self.known_version, changes.version)
+        if changes.keys:
+            self.hub.notify(changes.keys)
+        if changes.enqueued:
+            self.wake_queue()
+        at = changes.earliest_expiry
+        if at is not None and (self._next_sweep is None or at < self._next_sweep):
+            self._next_sweep = at
+            self._sweep_wakeup.set()
+
+    def wake_queue(self) -> None:
+        """Let every waiting listener look at the queue again (soon)."""
+        self._queue_generation += 1
+        asyncio.get_running_loop().create_task(self._notify_queue())
+
+    async def wake_queue_now(self) -> None:
+        """Let every waiting listener look at the queue again, and wait until they are told."""
+        self._queue_generation += 1
+        await self._notify_queue()
+
+    async def _notify_queue(self) -> None:
+        async with self._queue_changed:
+            self._queue_changed.notify_all()
+
+    async def wait_queue(self, generation: int, timeout: float) -> None:
+        """Sleep until the queue changes after ``generation`` or ``timeout`` passes."""
+        async with self._queue_changed:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._queue_changed.wait_for(
+                        lambda: self._queue_generation != generation or self.closed
+                    ),
+                    timeout,
+                )
+
+    @property
+    def queue_generation(self) -> int:
+        """A counter bumped whenever the queue may have a new deliverable message."""
+        return self._queue_generation
+
+    # --- expiry ------------------------------------------------------------------------------
+
+    async def _sweep_forever(self) -> None:
+        while not self.closed:
+            self._sweep_wakeup.clear()
+            try:
+                changes, upcoming = await self.writer.submit(
+                    lambda conn: store.sweep_expired(conn, self.clock())
+                )
+            except KvError:
+                logger.exception("expiry sweep failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
+                continue
+            self.after(changes)
+            self._next_sweep = upcoming
+            timeout = None if upcoming is None else max(0, upcoming - self.clock()) / 1000
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._sweep_wakeup.wait(), timeout)
+
+    # --- other processes ---------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def waiting(self) -> AsyncIterator[None]:
+        """Mark a watcher or listener as waiting: other processes' writes are polled for."""
+        self._waiters += 1
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
+        try:
+            yield
+        finally:
+            self._waiters -= 1
+
+    async def _poll_forever(self) -> None:
+        while self._waiters > 0 and not self.closed:
+            try:
+                version = await self.readers.run(store.data_version)
+            except KvError:
+                logger.exception("polling the database for changes failed")
+                version = self.known_version
+            if version > self.known_version:
+                self.known_version = version
+                self.hub.notify_all()
+                self.wake_queue()
+                self._sweep_wakeup.set()
+            await asyncio.sleep(POLL_INTERVAL_S)
+
+    # --- queue messages in flight ------------------------------------------------------------
+
+    def message_started(self) -> None:
+        """Count a dequeued message whose handler runs (the writer outlives the last close
+        until every one of them has finished)."""
+        self._in_flight += 1
+
+    async def message_finished(self) -> None:
+        """Count a finished message; shut down if it was the last thing keeping us open."""
+        self._in_flight -= 1
+        if self.closed and self._in_flight == 0:
+            await self._shutdown()
+
+    # --- lifetime ----------------------------------------------------------------------------
+
+    async def release(self) -> None:
+        """A handle closed; the last one stops the background work and the threads."""
+        self.handles -= 1
+        if self.handles > 0:
+            return
+        self.closed = True
+        _registry.pop(self._key, None)
+        await self._notify_queue()
+        for task in (self._sweeper, self._poller):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+        if self._in_flight == 0:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        await self.writer.stop()
+        await self.readers.close()
+
+
+class SqliteMessage:
+    """A message claimed from the file's queue; a heartbeat keeps the claim while it runs."""
+
+    def __init__(self, db: SharedDatabase, row: store.QueueRow) -> None:
+        self._db = db
+        self._row = row
+        self._finished = False
+        db.message_started()
+        self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+
+    @property
+    def payload(self) -> bytes:
+        """The V8-encoded message value."""
+        return self._row.payload
+
+    async def _beat(self) -> None:
+        message_id = self._row.id
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            deadline = self._db.clock() + LEASE_MS
+            try:
+                alive = await self._db.writer.submit(
+                    partial(store.extend_lease, message_id=message_id, deadline=deadline)
+                )
+            except KvError:
+                logger.exception("renewing a queue message's lease failed")
+                alive = True
+            if not alive:
+                return  # a cleanup pass took it back; it will be delivered again
+
+    async def finish(self, success: bool) -> None:
+        """Release the claim: done, or a failed attempt (retry later or dead-letter)."""
+        if self._finished:
+            return
+        self._finished = True
+        self._heartbeat.cancel()
+        with suppress(asyncio.CancelledError):
+            await self._heartbeat
+        db, message_id = self._db, self._row.id
+        try:
+            changes = await db.writer.submit(
+                lambda conn: store.finish(conn, message_id, success, db.clock())
+            )
+            db.after(changes)
+        finally:
+            await db.message_finished()
+
+
+class SqliteBackend:
+    """A handle on a SQLite file database."""
+
+    def __init__(self, db: SharedDatabase) -> None:
+        self._db = db
+        db.handles += 1
+        self._notifier = db.hub.attach()
+        self._closed = False
+
+    async def snapshot_read(
+        self, ranges: Sequence[ReadRange], consistency: Consistency = "strong"
+    ) -> list[list[RawEntry]]:
+        clock = self._db.clock
+        return await self._db.readers.run(lambda conn: store.read_ranges(conn, ranges, clock()))
+
+    async def atomic_write(self, write: AtomicWrite) -> bytes | None:
+        clock = self._db.clock
+        result = await self._db.write(lambda conn: store.atomic_write(conn, write, clock()))
+        return result.versionstamp
+
+    async def _read_keys(self, keys: Sequence[bytes]) -> list[RawEntry | None]:
+        clock = self._db.clock
+        return await self._db.readers.run(lambda conn: store.read_keys(conn, keys, clock()))
+
+    async def dequeue_next(self) -> SqliteMessage | None:
+        db = self._db
+        async with db.waiting():
+            while not (db.closed or self._closed):
+                generation = db.queue_generation
+                found = await db.writer.submit(
+                    lambda conn: store.dequeue(conn, db.clock(), LEASE_MS)
+                )
+                db.after(found.changes)
+                if found.message is not None:
+                    return SqliteMessage(db, found.message)
+                timeout = MAX_QUEUE_WAIT_S
+                if found.next_due_ms is not None:
+                    timeout = min(timeout, max(0, found.next_due_ms - db.clock()) / 1000)
+                await db.wait_queue(generation, timeout)
+        return None
+
+    def watch(self, keys: Sequence[bytes]) -> AsyncGenerator[list[RawEntry | None], None]:
+        return self._watch(keys)
+
+    async def _watch(self, keys: Sequence[bytes]) -> AsyncGenerator[list[RawEntry | None], None]:
+        async with self._db.waiting():
+            async for entries in watch_keys(self._notifier, keys, self._read_keys):
+                yield entries
+
+    async def close(self) -> None:
+        self._closed = True
+        self._db.hub.detach(self._notifier)
+        await self._db.wake_queue_now()
+        await self._db.release()
+
+
+_registry: dict[tuple[str, int], SharedDatabase] = {}
+_opening: dict[tuple[str, int], asyncio.Lock] = {}
+
+
+async def open_sqlite(path: str, clock: Clock = wall_clock_ms) -> SqliteBackend:
+    """A handle on the SQLite database at ``path``, created (and migrated) if missing; parent
+    directories are not created."""
+    loop = asyncio.get_running_loop()
+    key = (os.path.realpath(path), id(loop))
+    lock = _opening.setdefault(key, asyncio.Lock())
+    async with lock:
+        db = _registry.get(key)
+        if db is None:
+            db = await _open_shared(path, key, clock)
+            _registry[key] = db
+        _opening.pop(key, None)
+    return SqliteBackend(db)
+
+
+async def _open_shared(path: str, key: tuple[str, int], clock: Clock) -> SharedDatabase:
+    conn = await asyncio.to_thread(store.connect, path)
+    writer = Writer(conn, path)
+    try:
+        await writer.submit(store.migrate)
+    except BaseException:
+        await writer.stop()
+        raise
+    db = SharedDatabase(path, key, writer, clock)
+    db.start()
+    return db
