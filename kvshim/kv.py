@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from kvshim import limits, queues, validation
-from kvshim.atomic import AtomicOperation
+from kvshim.atomic import AtomicOperation, delete_mutation, set_mutation, single_write
 from kvshim.backends.base import Backend
 from kvshim.clock import Clock, wall_clock_ms
 from kvshim.entries import COMMIT_VERSIONSTAMP, CommitResult, KvEntry
@@ -103,11 +103,13 @@ class Kv:
         self, key: KeyLike, value: object, *, expire_in: int | None = None
     ) -> CommitResult:
         """Store ``value`` at ``key``; with ``expire_in``, it expires after that many ms."""
-        return await self.atomic().set(key, value, expire_in=expire_in).commit()
+        # atomic().set().commit(), without the builder's lists and generic limit checks.
+        mutation, ttl = set_mutation(key, value, expire_in)
+        return await self._commit(single_write(mutation, ttl, self._clock))
 
     async def delete(self, key: KeyLike) -> None:
         """Remove ``key`` (removing a missing key is not an error)."""
-        await self.atomic().delete(key).commit()
+        await self._commit(single_write(delete_mutation(key), None, self._clock))
 
     def atomic(self) -> AtomicOperation:
         """A new atomic operation; nothing happens until its ``commit()``."""
