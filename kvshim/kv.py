@@ -16,8 +16,8 @@ from kvshim.entries import COMMIT_VERSIONSTAMP, CommitResult, KvEntry
 from kvshim.errors import KvClosedError, KvTypeError, QueueClosedError
 from kvshim.keys import Key, decode_key, encode_key
 from kvshim.listing import KvListIterator, Selector, positive_int
-from kvshim.model import AtomicWrite, Consistency, RawEntry, ReadRange
-from kvshim.values import decode_value
+from kvshim.model import AtomicWrite, Consistency, RawEntry, ReadRange, ValueEncoding
+from kvshim.values import decode_v8, decode_value
 
 KeyLike = Sequence[Any]
 
@@ -200,4 +200,7 @@ class Kv:
 
 
 def _decode_entry(raw: RawEntry) -> KvEntry:
-    return KvEntry(decode_key(raw.key), decode_value(raw.value), raw.versionstamp.hex())
+    value = raw.value
+    # Most values are V8: call its decoder directly (this runs once per entry listed).
+    data = decode_v8(value.data) if value.encoding == ValueEncoding.V8 else decode_value(value)
+    return KvEntry(decode_key(raw.key), data, raw.versionstamp.hex())
