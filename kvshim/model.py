@@ -59,6 +59,16 @@ class RawEntry:
     versionstamp: bytes
 
 
+@dataclass(slots=True)
+class StoredEntry:
+    """An entry exactly as stored, expiry included: what backup and restore carry."""
+
+    key: bytes
+    value: EncodedValue
+    versionstamp: bytes
+    expire_at_ms: int | None = None
+
+
 class MutationKind(enum.Enum):
     """What a mutation does to its key."""
 

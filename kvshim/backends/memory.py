@@ -21,6 +21,7 @@ from kvshim.model import (
     MutationKind,
     RawEntry,
     ReadRange,
+    StoredEntry,
     ValueEncoding,
     versionstamp_from_version,
 )
@@ -212,6 +213,27 @@ class MemoryStore:
             self._apply(staged)
             self.hub.notify(staged)
 
+    async def export_entries(self, start: bytes, end: bytes, limit: int) -> list[StoredEntry]:
+        now = self._clock()
+        out: list[StoredEntry] = []
+        for key in self._keys[bisect_left(self._keys, start) : bisect_left(self._keys, end)]:
+            stored = self._live(key, now)
+            if stored is not None:
+                entry = stored[0]
+                out.append(StoredEntry(key, entry.value, entry.versionstamp, stored[1]))
+                if len(out) >= limit:
+                    break
+        return out
+
+    async def import_entries(self, entries: Sequence[StoredEntry]) -> None:
+        staged: dict[bytes, _Stored | None] = {
+            e.key: (RawEntry(e.key, e.value, e.versionstamp), e.expire_at_ms) for e in entries
+        }
+        for entry in entries:
+            self._version = max(self._version, int.from_bytes(entry.versionstamp[:8], "big"))
+        self._apply(staged)
+        self.hub.notify(staged)
+
     async def read_keys(self, keys: Sequence[bytes]) -> list[RawEntry | None]:
         now = self._clock()
         out: list[RawEntry | None] = []
@@ -254,6 +276,12 @@ class MemoryBackend:
 
     async def dequeue_next(self) -> MemoryMessage | None:
         return await self._store.dequeue_next(lambda: self._closed)
+
+    async def export_entries(self, start: bytes, end: bytes, limit: int) -> list[StoredEntry]:
+        return await self._store.export_entries(start, end, limit)
+
+    async def import_entries(self, entries: Sequence[StoredEntry]) -> None:
+        await self._store.import_entries(entries)
 
     def watch(self, keys: Sequence[bytes]) -> AsyncGenerator[list[RawEntry | None], None]:
         return watch_keys(self._notifier, keys, self._store.read_keys)

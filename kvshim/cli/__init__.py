@@ -20,7 +20,10 @@ def main() -> None:
 def _register() -> None:
     # Each command module adds itself to ``main``; imported here so that ``kvshim.cli.main``
     # always has every command.
-    pass
+    from kvshim.cli import db, run
+
+    main.add_command(db.db)
+    run.register(main)
 
 
 _register()
