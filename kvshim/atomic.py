@@ -46,18 +46,12 @@ class AtomicOperation:
         self, key: Sequence[Any], value: object, *, expire_in: int | None = None
     ) -> AtomicOperation:
         """Store ``value`` at ``key``, expiring after ``expire_in`` milliseconds if given."""
-        kind = MutationKind.SET
-        if isinstance(key, list | tuple) and key and key[-1] is COMMIT_VERSIONSTAMP:
-            kind, key = MutationKind.SET_VERSIONSTAMPED_KEY, key[:-1]
-        encoded = encode_value(value)
-        validation.value_size(len(encoded.data))
-        ttl = None if expire_in is None else validation.expire_in(expire_in)
-        self._mutations.append((Mutation(validation.write_key(key), kind, encoded), ttl))
+        self._mutations.append(set_mutation(key, value, expire_in))
         return self
 
     def delete(self, key: Sequence[Any]) -> AtomicOperation:
         """Remove ``key``."""
-        self._mutations.append((Mutation(validation.write_key(key), MutationKind.DELETE), None))
+        self._mutations.append((delete_mutation(key), None))
         return self
 
     def sum(self, key: Sequence[Any], n: int | KvU64) -> AtomicOperation:
@@ -121,6 +115,33 @@ class AtomicOperation:
 
     def __await__(self) -> Generator[Any, None, None]:
         raise KvTypeError("'AtomicOperation' is not awaitable: did you forget to call 'commit()'?")
+
+
+def set_mutation(
+    key: Sequence[Any], value: object, expire_in: int | None
+) -> tuple[Mutation, int | None]:
+    """A checked SET of ``value`` at ``key`` (versionstamped if the key ends with the marker),
+    with its validated TTL in milliseconds."""
+    kind = MutationKind.SET
+    if isinstance(key, list | tuple) and key and key[-1] is COMMIT_VERSIONSTAMP:
+        kind, key = MutationKind.SET_VERSIONSTAMPED_KEY, key[:-1]
+    encoded = encode_value(value)
+    validation.value_size(len(encoded.data))
+    ttl = None if expire_in is None else validation.expire_in(expire_in)
+    return Mutation(validation.write_key(key), kind, encoded), ttl
+
+
+def delete_mutation(key: Sequence[Any]) -> Mutation:
+    """A checked DELETE of ``key``."""
+    return Mutation(validation.write_key(key), MutationKind.DELETE)
+
+
+def single_write(mutation: Mutation, expire_in: int | None, clock: Clock) -> AtomicWrite:
+    """The write of one mutation, as ``AtomicOperation`` builds it. It needs no size check: one
+    key (at most 2 KiB) and one value (at most 64 KiB) are always within the total limits."""
+    if expire_in is not None:
+        mutation = _with_expiry(mutation, expire_in, clock())
+    return AtomicWrite((), (mutation,), ())
 
 
 def _with_expiry(mutation: Mutation, expire_in: int | None, now: int) -> Mutation:

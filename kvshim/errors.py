@@ -56,3 +56,27 @@ class TimelineError(KvError, RuntimeError):
 
 class AppLoadError(KvError, ImportError):
     """The application given to ``kvshim run`` could not be loaded."""
+
+
+class RegistryError(KvError, OSError):
+    """The database registry or the data folder is missing, unreadable or corrupt."""
+
+
+class DatabaseNotFoundError(KvError, LookupError):
+    """No database instance, assignment or timeline database by that name."""
+
+
+class RefusedError(KvError, RuntimeError):
+    """An operation was refused because it would lose data without explicit confirmation."""
+
+
+class BackupFormatError(KvError, ValueError):
+    """A backup file that is not in kvshim's backup format, or is truncated."""
+
+
+class DatabaseExistsError(KvError, FileExistsError):
+    """A database instance by that name (or at that location) already exists."""
+
+
+class ServeError(KvError, OSError):
+    """``kvshim run`` could not listen on the address it was given."""

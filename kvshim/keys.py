@@ -133,6 +133,9 @@ def encode_key(key: Sequence[object]) -> bytes:
 
 
 def _unescape(data: bytes, pos: int) -> tuple[bytes, int]:
+    end = data.index(0, pos)
+    if end + 1 == len(data) or data[end + 1] != 0xFF:  # no escaped NUL: the common case
+        return data[pos:end], end + 1
     out = bytearray()
     while True:
         end = data.index(0, pos)
@@ -145,15 +148,13 @@ def _unescape(data: bytes, pos: int) -> tuple[bytes, int]:
 
 
 def _decode_double(data: bytes, pos: int) -> float | int:
-    bits = _U64.unpack_from(data, pos)[0]
-    bits = bits ^ _SIGN if bits & _SIGN else bits ^ _ALL
-    value: float = _DOUBLE.unpack(_U64.pack(bits))[0]
-    if (
-        value.is_integer()
-        and abs(value) <= MAX_SAFE_INTEGER
-        and not (value == 0 and math.copysign(1.0, value) < 0)
-    ):
-        return int(value)
+    stored = _U64.unpack_from(data, pos)[0]
+    is_positive = stored & _SIGN
+    value: float = _DOUBLE.unpack(_U64.pack(stored ^ _SIGN if is_positive else stored ^ _ALL))[0]
+    # -0.0 stays a float: only a positive zero decodes to int 0.
+    if value.is_integer() and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        if value or is_positive:
+            return int(value)
     return value
 
 

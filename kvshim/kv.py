@@ -9,15 +9,15 @@ from types import TracebackType
 from typing import Any
 
 from kvshim import limits, queues, validation
-from kvshim.atomic import AtomicOperation
+from kvshim.atomic import AtomicOperation, delete_mutation, set_mutation, single_write
 from kvshim.backends.base import Backend
 from kvshim.clock import Clock, wall_clock_ms
 from kvshim.entries import COMMIT_VERSIONSTAMP, CommitResult, KvEntry
 from kvshim.errors import KvClosedError, KvTypeError, QueueClosedError
 from kvshim.keys import Key, decode_key, encode_key
 from kvshim.listing import KvListIterator, Selector, positive_int
-from kvshim.model import AtomicWrite, Consistency, RawEntry, ReadRange
-from kvshim.values import decode_value
+from kvshim.model import AtomicWrite, Consistency, RawEntry, ReadRange, ValueEncoding
+from kvshim.values import decode_v8, decode_value
 
 KeyLike = Sequence[Any]
 
@@ -41,7 +41,13 @@ class Kv:
 
     async def get(self, key: KeyLike, *, consistency: Consistency = "strong") -> KvEntry:
         """The entry at ``key`` (``value`` and ``versionstamp`` are ``None`` if missing)."""
-        return (await self.get_many([key], consistency=consistency))[0]
+        # get_many([key]) without its per-call lists: this is the hottest read path.
+        self._ensure_open()
+        level = validation.consistency(consistency)
+        encoded = encode_key(key)
+        read = ReadRange(encoded, validation.read_bound(encoded + b"\x00"), 1)
+        found = (await self._backend.snapshot_read((read,), level))[0]
+        return _decode_entry(found[0]) if found else KvEntry(tuple(key), None, None)
 
     async def get_many(
         self, keys: Sequence[KeyLike], *, consistency: Consistency = "strong"
@@ -97,11 +103,13 @@ class Kv:
         self, key: KeyLike, value: object, *, expire_in: int | None = None
     ) -> CommitResult:
         """Store ``value`` at ``key``; with ``expire_in``, it expires after that many ms."""
-        return await self.atomic().set(key, value, expire_in=expire_in).commit()
+        # atomic().set().commit(), without the builder's lists and generic limit checks.
+        mutation, ttl = set_mutation(key, value, expire_in)
+        return await self._commit(single_write(mutation, ttl, self._clock))
 
     async def delete(self, key: KeyLike) -> None:
         """Remove ``key`` (removing a missing key is not an error)."""
-        await self.atomic().delete(key).commit()
+        await self._commit(single_write(delete_mutation(key), None, self._clock))
 
     def atomic(self) -> AtomicOperation:
         """A new atomic operation; nothing happens until its ``commit()``."""
@@ -192,4 +200,7 @@ class Kv:
 
 
 def _decode_entry(raw: RawEntry) -> KvEntry:
-    return KvEntry(decode_key(raw.key), decode_value(raw.value), raw.versionstamp.hex())
+    value = raw.value
+    # Most values are V8: call its decoder directly (this runs once per entry listed).
+    data = decode_v8(value.data) if value.encoding == ValueEncoding.V8 else decode_value(value)
+    return KvEntry(decode_key(raw.key), data, raw.versionstamp.hex())

@@ -4,6 +4,10 @@ Everything here is already encoded: keys are the bytes of ``keys.encode_key`` (s
 key order), values are ``(data, encoding)`` pairs from ``values.encode_value``, and versionstamps
 are 10 raw bytes. Backends receive these types only after every Deno limit has been checked, and
 they may trust them.
+
+They are read-only by convention, not ``frozen``: several are built per operation, and a frozen
+dataclass takes about 3x as long to build (``object.__setattr__`` per field). Never mutate one:
+the memory backend hands the same ``RawEntry`` to every reader.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ class ValueEncoding(enum.IntEnum):
     """Raw bytes (a top-level ``Uint8Array`` / Python ``bytes``)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EncodedValue:
     """A value as stored: its bytes and the ``ValueEncoding`` code that says how to read them."""
 
@@ -36,7 +40,7 @@ class EncodedValue:
     encoding: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReadRange:
     """Entries with ``start <= key < end``: at most ``limit``, from the end if ``reverse``."""
 
@@ -46,13 +50,23 @@ class ReadRange:
     reverse: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RawEntry:
     """One stored entry: encoded key and value, and the versionstamp of the write that made it."""
 
     key: bytes
     value: EncodedValue
     versionstamp: bytes
+
+
+@dataclass(slots=True)
+class StoredEntry:
+    """An entry exactly as stored, expiry included: what backup and restore carry."""
+
+    key: bytes
+    value: EncodedValue
+    versionstamp: bytes
+    expire_at_ms: int | None = None
 
 
 class MutationKind(enum.Enum):
@@ -74,7 +88,7 @@ class MutationKind(enum.Enum):
     """SET on ``key`` + the commit's versionstamp as a string part (``02`` + 20 hex + ``00``)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Mutation:
     """One change to one key; mutations of a write apply in order, later ones seeing earlier."""
 
@@ -84,7 +98,7 @@ class Mutation:
     expire_at_ms: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Check:
     """Passes iff the key's current versionstamp equals ``versionstamp``; ``None`` means the key
     must not exist. An expired key does not exist."""
@@ -93,7 +107,7 @@ class Check:
     versionstamp: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Enqueue:
     """A queue message committed with the write.
 
@@ -109,7 +123,7 @@ class Enqueue:
     backoff_schedule: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AtomicWrite:
     """Checks, then mutations and enqueues, applied together or not at all."""
 

@@ -44,3 +44,14 @@ async def _open(url: str, environ: Mapping[str, str]) -> Kv:
 
 def _is_unusable(task: asyncio.Task[Kv]) -> bool:
     return task.cancelled() or task.exception() is not None or task.result().closed
+
+
+async def close_default_kvs() -> None:
+    """Close every default database that ``open_kv()`` opened on the running event loop (the
+    runtime calls this on shutdown, so SQLite files are closed cleanly)."""
+    opened = _defaults.pop(asyncio.get_running_loop(), {})
+    for task in opened.values():
+        if not task.done():
+            await asyncio.wait([task])
+        if not _is_unusable(task):
+            await task.result().close()

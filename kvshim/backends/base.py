@@ -21,9 +21,9 @@ Semantics every backend keeps:
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from kvshim.model import AtomicWrite, Consistency, RawEntry, ReadRange
+from kvshim.model import AtomicWrite, Consistency, RawEntry, ReadRange, StoredEntry
 
 
 class QueueMessage(Protocol):
@@ -66,4 +66,25 @@ class Backend(Protocol):
 
     async def close(self) -> None:
         """Stop background work, end watches and queue waits, release storage."""
+        ...
+
+
+@runtime_checkable
+class RawAccess(Protocol):
+    """Optional backend extension: exact export and import of stored entries.
+
+    Backup, restore and copy (``kvshim.databases``) use it through ``kvshim.backends.raw``, which
+    falls back to the five-method contract for a backend without it (then expiry cannot be read
+    and restored entries get new versionstamps, in the original order).
+    """
+
+    async def export_entries(self, start: bytes, end: bytes, limit: int) -> list[StoredEntry]:
+        """Up to ``limit`` live entries with ``start <= key < end``, in key order, each with its
+        versionstamp and ``expire_at_ms``."""
+        ...
+
+    async def import_entries(self, entries: Sequence[StoredEntry]) -> None:
+        """Store ``entries`` exactly as given (value, versionstamp, expiry) in one atomic step,
+        replacing whatever is stored at their keys, and notify watchers. Afterwards every new
+        write gets a versionstamp above the largest imported one."""
         ...

@@ -21,11 +21,14 @@ from kvshim.model import (
     MutationKind,
     RawEntry,
     ReadRange,
+    StoredEntry,
     ValueEncoding,
     versionstamp_from_version,
 )
 
-_Stored = tuple[EncodedValue, bytes, int | None]  # value, versionstamp, expire_at_ms
+# The entry exactly as reads return it (built once per write, not once per read), and its
+# expiry time in epoch ms.
+_Stored = tuple[RawEntry, int | None]
 
 
 @dataclass(slots=True)
@@ -76,7 +79,7 @@ class MemoryStore:
 
     def _live(self, key: bytes, now: int) -> _Stored | None:
         stored = self._data.get(key)
-        if stored is None or (stored[2] is not None and stored[2] <= now):
+        if stored is None or (stored[1] is not None and stored[1] <= now):
             return None
         return stored
 
@@ -94,7 +97,7 @@ class MemoryStore:
             key = self._keys[index]
             stored = self._live(key, now)
             if stored is not None:
-                out.append(RawEntry(key, stored[0], stored[1]))
+                out.append(stored[0])
                 if len(out) >= read.limit:
                     break
         return out
@@ -103,7 +106,7 @@ class MemoryStore:
         now = self._clock()
         for check in write.checks:
             stored = self._live(check.key, now)
-            if (stored[1] if stored else None) != check.versionstamp:
+            if (stored[0].versionstamp if stored else None) != check.versionstamp:
                 return None
         versionstamp = versionstamp_from_version(self._version + 1)
         staged = self._stage(write.mutations, versionstamp, now)
@@ -122,18 +125,18 @@ class MemoryStore:
         for m in mutations:
             if m.kind is MutationKind.SET:
                 assert m.value is not None
-                staged[m.key] = (m.value, versionstamp, m.expire_at_ms)
+                staged[m.key] = (RawEntry(m.key, m.value, versionstamp), m.expire_at_ms)
             elif m.kind is MutationKind.DELETE:
                 staged[m.key] = None
             elif m.kind is MutationKind.SET_VERSIONSTAMPED_KEY:
                 assert m.value is not None
                 key = versionstamped_key(m.key, versionstamp)
-                staged[key] = (m.value, versionstamp, m.expire_at_ms)
+                staged[key] = (RawEntry(key, m.value, versionstamp), m.expire_at_ms)
             else:
                 assert m.value is not None
                 current = staged[m.key] if m.key in staged else self._live(m.key, now)
-                value = apply_u64(m.kind, current[0] if current else None, m.value)
-                staged[m.key] = (value, versionstamp, None)
+                value = apply_u64(m.kind, current[0].value if current else None, m.value)
+                staged[m.key] = (RawEntry(m.key, value, versionstamp), None)
         return staged
 
     def _apply(self, staged: dict[bytes, _Stored | None]) -> None:
@@ -145,8 +148,8 @@ class MemoryStore:
             if key not in self._data:
                 insort(self._keys, key)
             self._data[key] = stored
-            if stored[2] is not None:
-                self._schedule_expiry(stored[2], key)
+            if stored[1] is not None:
+                self._schedule_expiry(stored[1], key)
 
     def _schedule_expiry(self, at: int, key: bytes) -> None:
         if not self._expiries or at < self._expiries[0][0]:
@@ -163,7 +166,7 @@ class MemoryStore:
             while self._expiries and self._expiries[0][0] <= now:
                 at, key = heapq.heappop(self._expiries)
                 stored = self._data.get(key)
-                if stored is not None and stored[2] == at:
+                if stored is not None and stored[1] == at:
                     expired.append(key)
             if expired:
                 self._version += 1
@@ -210,12 +213,33 @@ class MemoryStore:
             self._apply(staged)
             self.hub.notify(staged)
 
+    async def export_entries(self, start: bytes, end: bytes, limit: int) -> list[StoredEntry]:
+        now = self._clock()
+        out: list[StoredEntry] = []
+        for key in self._keys[bisect_left(self._keys, start) : bisect_left(self._keys, end)]:
+            stored = self._live(key, now)
+            if stored is not None:
+                entry = stored[0]
+                out.append(StoredEntry(key, entry.value, entry.versionstamp, stored[1]))
+                if len(out) >= limit:
+                    break
+        return out
+
+    async def import_entries(self, entries: Sequence[StoredEntry]) -> None:
+        staged: dict[bytes, _Stored | None] = {
+            e.key: (RawEntry(e.key, e.value, e.versionstamp), e.expire_at_ms) for e in entries
+        }
+        for entry in entries:
+            self._version = max(self._version, int.from_bytes(entry.versionstamp[:8], "big"))
+        self._apply(staged)
+        self.hub.notify(staged)
+
     async def read_keys(self, keys: Sequence[bytes]) -> list[RawEntry | None]:
         now = self._clock()
         out: list[RawEntry | None] = []
         for key in keys:
             stored = self._live(key, now)
-            out.append(RawEntry(key, stored[0], stored[1]) if stored else None)
+            out.append(stored[0] if stored else None)
         return out
 
     async def close(self) -> None:
@@ -252,6 +276,12 @@ class MemoryBackend:
 
     async def dequeue_next(self) -> MemoryMessage | None:
         return await self._store.dequeue_next(lambda: self._closed)
+
+    async def export_entries(self, start: bytes, end: bytes, limit: int) -> list[StoredEntry]:
+        return await self._store.export_entries(start, end, limit)
+
+    async def import_entries(self, entries: Sequence[StoredEntry]) -> None:
+        await self._store.import_entries(entries)
 
     def watch(self, keys: Sequence[bytes]) -> AsyncGenerator[list[RawEntry | None], None]:
         return watch_keys(self._notifier, keys, self._store.read_keys)

@@ -29,7 +29,7 @@ from kvshim.backends._notify import NotifierHub, watch_keys
 from kvshim.backends._sqlite_threads import ReaderPool, Writer
 from kvshim.clock import Clock, wall_clock_ms
 from kvshim.errors import KvError
-from kvshim.model import AtomicWrite, Consistency, RawEntry, ReadRange
+from kvshim.model import AtomicWrite, Consistency, RawEntry, ReadRange, StoredEntry
 
 logger = logging.getLogger("kvshim.sqlite")
 
@@ -271,6 +271,15 @@ class SqliteBackend:
         clock = self._db.clock
         result = await self._db.write(lambda conn: store.atomic_write(conn, write, clock()))
         return result.versionstamp
+
+    async def export_entries(self, start: bytes, end: bytes, limit: int) -> list[StoredEntry]:
+        clock = self._db.clock
+        return await self._db.readers.run(
+            lambda conn: store.export_range(conn, start, end, limit, clock())
+        )
+
+    async def import_entries(self, entries: Sequence[StoredEntry]) -> None:
+        await self._db.write(lambda conn: store.import_entries(conn, entries))
 
     async def _read_keys(self, keys: Sequence[bytes]) -> list[RawEntry | None]:
         clock = self._db.clock

@@ -31,6 +31,7 @@ from kvshim.model import (
     MutationKind,
     RawEntry,
     ReadRange,
+    StoredEntry,
     ValueEncoding,
     versionstamp_from_version,
 )
@@ -116,6 +117,11 @@ STATEMENT_POINT_SET = (
     "v = :v, v_encoding = :v_encoding, version = :version, expiration_ms = :expiration_ms"
 )
 STATEMENT_POINT_DELETE = "delete from kv where k = ?"
+STATEMENT_EXPORT_RANGE = (
+    "select k, v, v_encoding, version, expiration_ms from kv where k >= :start and k < :end "
+    f"and {_LIVE} order by k asc limit :limit"
+)
+STATEMENT_RAISE_VERSION = "update data_version set version = max(version, ?) where k = 0"
 STATEMENT_EXPIRED_KEYS = "select k from kv where expiration_ms >= 0 and expiration_ms <= ?"
 STATEMENT_DELETE_EXPIRED = "delete from kv where expiration_ms >= 0 and expiration_ms <= ?"
 STATEMENT_EARLIEST_EXPIRATION = (
@@ -280,7 +286,36 @@ def _stamp(version: int) -> bytes:
     return versionstamp_from_version(version)
 
 
+def export_range(
+    conn: sqlite3.Connection, start: bytes, end: bytes, limit: int, now: int
+) -> list[StoredEntry]:
+    """Live entries in ``[start, end)`` with their expiry (``RawAccess.export_entries``)."""
+    params = {"start": start, "end": end, "limit": limit, "now": now}
+    return [
+        StoredEntry(
+            bytes(k), EncodedValue(bytes(v), enc), _stamp(version), None if exp < 0 else exp
+        )
+        for k, v, enc, version, exp in conn.execute(STATEMENT_EXPORT_RANGE, params)
+    ]
+
+
 # --- writes ----------------------------------------------------------------------------------
+
+
+def import_entries(conn: sqlite3.Connection, entries: Sequence[StoredEntry]) -> WriteResult:
+    """Store entries exactly (``RawAccess.import_entries``); the version counter is raised to
+    the largest imported version. A versionstamp's last two bytes are always 0 here."""
+    changes = Changes()
+    top = 0
+    for entry in entries:
+        version = int.from_bytes(entry.versionstamp[:8], "big")
+        top = max(top, version)
+        _set(conn, entry.key, entry.value, version, entry.expire_at_ms)
+        changes.keys.append(entry.key)
+        if entry.expire_at_ms is not None:
+            changes.earliest_expiry = _earlier(changes.earliest_expiry, entry.expire_at_ms)
+    conn.execute(STATEMENT_RAISE_VERSION, (top,))
+    return WriteResult(None, changes)
 
 
 def atomic_write(conn: sqlite3.Connection, write: AtomicWrite, now: int) -> WriteResult:

@@ -20,8 +20,11 @@ def main() -> None:
 def _register() -> None:
     # Each command module adds itself to ``main``; imported here so that ``kvshim.cli.main``
     # always has every command.
-    from kvshim.cli import serve
+    from kvshim.cli import dashboard, db, run, serve
 
+    main.add_command(db.db)
+    main.add_command(dashboard.dashboard)
+    run.register(main)
     serve.register(main)
 
 
