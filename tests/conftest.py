@@ -18,16 +18,14 @@ skipped for that backend.
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from kv_connect_support import KvConnectServer, start_kv_connect_server, stop_kv_connect_server
 
 if TYPE_CHECKING:
     import kvshim
@@ -65,50 +63,6 @@ BACKENDS: dict[str, Backend] = {
     "remote": Backend(remote_url, "kv_connect_server", frozenset({"queues"})),
     "sqlite": Backend(sqlite_url),
 }
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass(frozen=True)
-class KvConnectServer:
-    """A running ``kvshim serve`` subprocess: its base URL and server-wide access token."""
-
-    url: str
-    token: str
-    process: subprocess.Popen[str]
-
-
-def start_kv_connect_server(
-    *args: str, token: str | None = None, stderr: IO[str] | None = None
-) -> KvConnectServer:
-    """Start ``python -m kvshim serve --port 0 ARGS`` and wait for its ``Listening on`` line."""
-    token = token or f"test-{uuid.uuid4().hex}"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "KVSHIM_ACCESS_TOKEN": token}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kvshim", "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-        env=env,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith("Listening on "):
-        process.kill()
-        raise RuntimeError(f"kvshim serve did not start: {line!r}")
-    return KvConnectServer(line.removeprefix("Listening on ").strip(), token, process)
-
-
-def stop_kv_connect_server(server: KvConnectServer) -> None:
-    """Terminate the server subprocess and wait for it."""
-    server.process.terminate()
-    try:
-        server.process.wait(10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
-    assert server.process.stdout is not None
-    server.process.stdout.close()
 
 
 @pytest.fixture(scope="session")

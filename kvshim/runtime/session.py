@@ -24,10 +24,11 @@ from kvshim.errors import TimelineError
 from kvshim.opening import DEFAULT_URL_VARIABLE, close_default_kvs
 from kvshim.runtime.config import RunConfig
 from kvshim.runtime.databases import NO_DEPLOYED_DATABASE, database_url_for, prepare_data_dir
+from kvshim.runtime.deno import DENO_SUFFIXES, DenoApp, is_deno_app
 from kvshim.runtime.loader import AppLoader
 from kvshim.runtime.serve import AppServer, bind_socket, display_url
 from kvshim.runtime.timeline import TIMELINE_VARIABLE, Timeline, git_dir, resolve_timeline
-from kvshim.runtime.watchers import CodeChanged, HeadChanged, ProjectWatcher
+from kvshim.runtime.watchers import SOURCE_SUFFIXES, CodeChanged, HeadChanged, ProjectWatcher
 
 APP_VARIABLE = "KVSHIM_APP"
 
@@ -94,6 +95,11 @@ class Session:
         self.placement = place(config, environ)
         self._stopping = asyncio.Event()
         self._server: AppServer | None = None
+        self.deno: DenoApp | None = None
+        if is_deno_app(config.app):
+            self.deno = DenoApp(
+                config.app, config.project_dir, config.host, config.port, environ, reporter
+            )
 
     def stop(self) -> None:
         """Ask the session to shut down (safe from a signal handler)."""
@@ -102,6 +108,9 @@ class Session:
     async def run(self) -> None:
         """Bind, serve, follow changes until ``stop()``, then shut down cleanly."""
         self._enter(self.placement)
+        if self.deno is not None:
+            await self._run_deno(self.deno)
+            return
         sock = bind_socket(self.config.host, self.config.port)
         self._server = AppServer(sock, on_error=self.reporter.error)
         try:
@@ -112,6 +121,15 @@ class Session:
         finally:
             await self._server.close()
             await close_default_kvs()
+
+    async def _run_deno(self, deno: DenoApp) -> None:
+        """``kvshim run app.ts``: the Deno app in a subprocess (see ``kvshim.runtime.deno``)."""
+        try:
+            await deno.start(self.placement.timeline, self.placement.url)
+            self.reporter.info(self.placement.describe())
+            await self._follow_changes()
+        finally:
+            await deno.close()
 
     def _enter(self, placement: Placement) -> None:
         prepare_data_dir(self.config.databases)
@@ -154,7 +172,10 @@ class Session:
         if not (self.config.reload or follows):
             return None
         head_dir = git_dir(self.config.project_dir) if follows else None
-        return ProjectWatcher(self.config.project_dir, head_dir, watch_code=self.config.reload)
+        suffixes = DENO_SUFFIXES if self.deno is not None else SOURCE_SUFFIXES
+        return ProjectWatcher(
+            self.config.project_dir, head_dir, watch_code=self.config.reload, suffixes=suffixes
+        )
 
     async def _handle(self, change: CodeChanged | HeadChanged) -> None:
         if isinstance(change, HeadChanged):
@@ -177,6 +198,10 @@ class Session:
         await self._reload()
 
     async def _reload(self) -> None:
+        if self.deno is not None:
+            await self.deno.restart(self.placement.timeline, self.placement.url)
+            self.reporter.info("Reloaded")
+            return
         assert self._server is not None
         try:
             app = await self.loader.load()

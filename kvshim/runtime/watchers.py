@@ -57,9 +57,11 @@ def is_ignored_dir(path: Path) -> bool:
     )
 
 
-def is_source_change(path: Path, project_dir: Path) -> bool:
+def is_source_change(
+    path: Path, project_dir: Path, suffixes: frozenset[str] = SOURCE_SUFFIXES
+) -> bool:
     """Whether ``path`` is a source file of the project outside every ignored folder."""
-    if path.suffix not in SOURCE_SUFFIXES:
+    if path.suffix not in suffixes:
         return False
     try:
         relative = path.relative_to(project_dir)
@@ -95,11 +97,13 @@ class ProjectWatcher:
         *,
         watch_code: bool = True,
         debounce: float = DEBOUNCE_SECONDS,
+        suffixes: frozenset[str] = SOURCE_SUFFIXES,
     ) -> None:
         self.project_dir = project_dir.resolve()
         self.git_dir = git_dir.resolve() if git_dir is not None else None
         self._watch_code = watch_code
         self._debounce = debounce
+        self._suffixes = suffixes
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: set[Path] = set()
         self._head_changed = False
@@ -145,7 +149,7 @@ class ProjectWatcher:
             self._head_changed = True
         elif is_dir_created and self._watch_code and path.parent == self.project_dir:
             self._watch_new_dir(path)
-        elif self._watch_code and is_source_change(path, self.project_dir):
+        elif self._watch_code and is_source_change(path, self.project_dir, self._suffixes):
             self._changed.add(path)
         else:
             return
@@ -155,7 +159,7 @@ class ProjectWatcher:
         if self._observer is None or is_ignored_dir(path):
             return
         self._observer.schedule(self._handler, str(path), recursive=True)
-        self._changed.update(p for p in path.rglob("*.py"))
+        self._changed.update(p for p in path.rglob("*") if p.suffix in self._suffixes)
 
     async def next_event(self) -> WatchEvent:
         """The next change, after changes have been quiet for the debounce interval. A HEAD

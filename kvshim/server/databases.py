@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kvshim.backends import Backend, open_backend
+from kvshim.errors import KvValueError
+from kvshim.server.names import check_name
 
 SQLITE_SUFFIX = ".sqlite3"
 _ID_NAMESPACE = uuid.UUID("6f6e2a36-5c8e-4d1e-9c39-6b7673686d69")
@@ -35,6 +37,13 @@ class Databases:
         self._environ: Mapping[str, str] = dict(environ or {})
         self._memory_prefix = f"kvshim-serve-{uuid.uuid4().hex}"
         self._opening: dict[str, asyncio.Task[Backend]] = {}
+
+    def add(self, name: str, url: str) -> None:
+        """Serve the database at ``url`` as ``name`` from now on."""
+        check_name(name)
+        if self.fixed.get(name, url) != url and name in self._opening:
+            raise KvValueError(f"Database {name!r} is already open at another URL")
+        self.fixed[name] = url
 
     def url_for(self, name: str) -> str | None:
         """The URL the (validated) ``name`` opens, or ``None`` if this server cannot host it."""

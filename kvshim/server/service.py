@@ -82,6 +82,10 @@ class DatabaseService:
         self._listener: Listener | None = None
         self.url = ""
 
+    def add_database(self, name: str, url: str) -> None:
+        """Serve the database at ``url`` (``memory:X``, a SQLite path…) as ``name``."""
+        self.app.databases.add(name, url)
+
     def database_url(self, name: str) -> str:
         """The URL clients open for database ``name``."""
         return f"{self.url}/{check_name(name)}"

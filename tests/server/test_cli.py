@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, start_kv_connect_server, stop_kv_connect_server
+from kv_connect_support import REPO_ROOT, start_kv_connect_server, stop_kv_connect_server
 
 import kvshim
 
