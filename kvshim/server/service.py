@@ -20,7 +20,12 @@ from hypercorn.config import Config
 from kvshim.server.app import KvConnectApp, ServerSettings
 from kvshim.server.databases import Databases
 from kvshim.server.names import check_name
-from kvshim.server.tokens import REGISTRY_FILE, TokenRegistry
+from kvshim.server.tokens import (
+    REGISTRY_FILE,
+    DatabaseRegistryTokens,
+    TokenChecker,
+    TokenRegistry,
+)
 from kvshim.server.transport import Listener
 
 KEEP_ALIVE_SECONDS = 75  # Deno reuses pooled h2 connections; a short keep-alive races it.
@@ -38,14 +43,17 @@ def make_kv_connect_app(
     """The ASGI app serving databases by name.
 
     ``databases`` maps names to database URLs (``memory:NAME``, a SQLite path…); other names
-    are in-memory databases when ``memory``, else ``<data_dir>/<name>.sqlite3``. With a
-    ``data_dir``, per-database tokens come from ``<data_dir>/tokens.json``; ``access_token``
-    grants every database and may create new ones.
+    are in-memory databases when ``memory``, else ``<data_dir>/<name>.sqlite3``.
+    ``access_token`` grants every database and may create new ones. Per-database tokens come
+    from ``<data_dir>/tokens.json`` (``TokenRegistry``) and from ``kvshim db token create``
+    (the registry in the data home that ``environ`` names).
     """
     for name in databases or {}:
         check_name(name)
     store = Databases(data_dir=data_dir, memory=memory, fixed=databases, environ=environ)
-    tokens = TokenRegistry(data_dir / REGISTRY_FILE) if data_dir is not None else None
+    tokens: list[TokenChecker] = [DatabaseRegistryTokens(environ or {})]
+    if data_dir is not None:
+        tokens.insert(0, TokenRegistry(data_dir / REGISTRY_FILE))
     settings = ServerSettings(access_token=access_token, tokens=tokens, ping_interval=ping_interval)
     return KvConnectApp(store, settings)
 

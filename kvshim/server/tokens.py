@@ -14,14 +14,24 @@ import os
 import secrets
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 from kvshim.errors import KvValueError
 from kvshim.server.names import check_name
 
 REGISTRY_FILE = "tokens.json"
 TOKEN_PREFIX = "kvs_"
+
+
+class TokenChecker(Protocol):
+    """A source of per-database tokens."""
+
+    def grants(self, token: str, database: str) -> bool:
+        """Whether ``token`` grants access to the database called ``database``."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +105,16 @@ class TokenRegistry:
         return any(
             t.database == database and hmac.compare_digest(t.sha256, digest) for t in self._load()
         )
+
+
+class DatabaseRegistryTokens:
+    """The tokens made by ``kvshim db token create`` (the registry in the data home of
+    ``environ``), for databases named as ``kvshim db`` names them (``<app>-<timeline>``)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = dict(environ)
+
+    def grants(self, token: str, database: str) -> bool:
+        from kvshim.databases.api import verify_token
+
+        return verify_token(database, token, self._environ)

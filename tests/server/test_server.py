@@ -497,3 +497,31 @@ async def test_remote_watch_sees_other_clients(service: DatabaseService) -> None
     finally:
         await a.close()
         await b.close()
+
+
+async def test_kvshim_db_tokens_grant_their_timeline_database_only(tmp_path: Path) -> None:
+    from kvshim.databases.api import Databases
+
+    home, folder = tmp_path / "home", tmp_path / "instance"
+    environ = {"KVSHIM_HOME": str(home)}
+    registry = Databases(environ=environ)
+    registry.provision("main", location=str(folder))
+    registry.assign("main", "shop")
+    for timeline in ("production", "git-branch/x"):
+        registry.provision_timeline("shop", timeline)
+    _, token = registry.create_token("main", "shop", "production")
+    async with DatabaseService(data_dir=folder, access_token=TOKEN, environ=environ) as service:
+        async with aiohttp.ClientSession() as http:
+            meta = await exchange(http, service, "shop-production", token)
+            assert meta["endpoints"][0]["url"] == "/shop-production/v2"
+            status, _ = await post(http, service.database_url("shop--x"), token=token)
+            assert status == 401
+        kv = await kvshim.open_kv(
+            service.database_url("shop-production"), environ={"KVSHIM_ACCESS_TOKEN": token}
+        )
+        await kv.set(["k"], "via a kvshim db token")
+        await kv.close()
+    # The served file is the instance's own database file.
+    direct = await kvshim.open_kv(registry.database_url_for("shop", "production"))
+    assert (await direct.get(["k"])).value == "via a kvshim db token"
+    await direct.close()
