@@ -117,34 +117,46 @@ class KvConnectApp:
             raise HttpError(400, str(error)) from None
         headers = _headers(scope)
         token = _bearer(headers.get("authorization"))
-        backend = await self._authorize(name, token)
-        body = await _read_body(receive)
+        await self._authorize(name, token)
         try:
-            if method is None:
-                return await self._metadata(name, token, body, send)
-            _check_data_headers(headers, self.databases.database_id(name).hex)
-            if method == "snapshot_read":
-                ranges = convert.snapshot_read_from_wire(body)
-                results = await backend.snapshot_read(ranges)
-                reply = convert.snapshot_read_output_to_wire(results)
-            elif method == "atomic_write":
-                versionstamp = await backend.atomic_write(convert.atomic_write_from_wire(body))
-                reply = convert.atomic_write_output_to_wire(versionstamp)
-            else:
-                keys = convert.watch_from_wire(body)
-                await self._watch(backend, keys, receive, send)
-                return 200
+            async with self.databases.use(name) as backend:
+                return await self._dispatch(backend, name, method, token, headers, receive, send)
         except _BAD_INPUT as error:
             raise HttpError(400, str(error)) from None
         except KvClosedError:
             raise HttpError(
                 503, "The server is temporarily unavailable, try again later."
             ) from None
+
+    async def _dispatch(
+        self,
+        backend: Backend,
+        name: str,
+        method: str | None,
+        token: str,
+        headers: dict[str, str],
+        receive: Receive,
+        send: Send,
+    ) -> int:
+        body = await _read_body(receive)
+        if method is None:
+            return await self._metadata(name, token, body, send)
+        _check_data_headers(headers, self.databases.database_id(name).hex)
+        if method == "snapshot_read":
+            ranges = convert.snapshot_read_from_wire(body)
+            results = await backend.snapshot_read(ranges)
+            reply = convert.snapshot_read_output_to_wire(results)
+        elif method == "atomic_write":
+            versionstamp = await backend.atomic_write(convert.atomic_write_from_wire(body))
+            reply = convert.atomic_write_output_to_wire(versionstamp)
+        else:
+            await self._watch(backend, convert.watch_from_wire(body), receive, send)
+            return 200
         await _reply(send, 200, reply, "application/x-protobuf")
         return 200
 
-    async def _authorize(self, name: str, token: str) -> Backend:
-        """The database's backend if ``token`` may use it (creating it if allowed)."""
+    async def _authorize(self, name: str, token: str) -> None:
+        """Refuse unless ``token`` may use database ``name`` (and create it if it is new)."""
         server_wide = self.settings.access_token is not None and hmac.compare_digest(
             token.encode(), self.settings.access_token.encode()
         )
@@ -154,10 +166,6 @@ class KvConnectApp:
             # Only the server-wide token may create a database; a database token never does.
             if not (server_wide and self.databases.can_create(name)):
                 raise HttpError(404, f"Database {name!r} does not exist.")
-        try:
-            return await self.databases.open(name)
-        except _BAD_INPUT as error:
-            raise HttpError(400, f"Could not open database {name!r}: {error}") from None
 
     def _database_token(self, token: str, name: str) -> bool:
         # Runs in a thread: token registries read files.

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 import uuid
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from kvshim.backends import Backend, open_backend
@@ -12,6 +15,8 @@ from kvshim.errors import KvValueError
 from kvshim.server.names import check_name
 
 SQLITE_SUFFIX = ".sqlite3"
+IDLE_CLOSE_SECONDS = 300.0
+"""A database no request or watch has used for this long is closed (reopened on next use)."""
 _ID_NAMESPACE = uuid.UUID("6f6e2a36-5c8e-4d1e-9c39-6b7673686d69")
 
 
@@ -20,7 +25,9 @@ class Databases:
 
     A name resolves, in order, to an explicitly configured URL (``fixed``), a process-wide
     named in-memory database (when ``memory``), or ``<data_dir>/<name>.sqlite3``. Each is
-    opened through ``open_backend`` on first use and kept open until ``close``.
+    opened through ``open_backend`` on first use and closed after ``idle_close`` seconds
+    without a request or watch (or at ``close``), so a server hosting many databases keeps
+    only the busy ones open.
     """
 
     def __init__(
@@ -30,8 +37,14 @@ class Databases:
         memory: bool = False,
         fixed: Mapping[str, str] | None = None,
         environ: Mapping[str, str] | None = None,
+        idle_close: float = IDLE_CLOSE_SECONDS,
     ) -> None:
         self.data_dir = data_dir
+        self.idle_close = idle_close
+        self._in_use: Counter[str] = Counter()
+        self._last_used: dict[str, float] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._known: set[str] = set()
         self.memory = memory
         self.fixed = dict(fixed or {})
         self._environ: Mapping[str, str] = dict(environ or {})
@@ -57,7 +70,7 @@ class Databases:
 
     def exists(self, name: str) -> bool:
         """Whether ``name`` is already a database (opened, configured or on disk)."""
-        if name in self._opening or name in self.fixed:
+        if name in self._known or name in self.fixed:
             return True
         return (
             not self.memory
@@ -79,7 +92,37 @@ class Databases:
                 self.data_dir.mkdir(parents=True, exist_ok=True)
             task = asyncio.ensure_future(open_backend(url, self._environ))
             self._opening[name] = task
+            self._known.add(name)
         return await asyncio.shield(task)
+
+    @contextlib.asynccontextmanager
+    async def use(self, name: str) -> AsyncIterator[Backend]:
+        """The backend of ``name`` (opened if needed), kept open while the block runs."""
+        self._in_use[name] += 1
+        try:
+            yield await self.open(name)
+        finally:
+            self._in_use[name] -= 1
+            self._last_used[name] = time.monotonic()
+            if self._sweeper is None:
+                self._sweeper = asyncio.ensure_future(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(max(self.idle_close / 4, 0.01))
+            await self.close_idle()
+
+    async def close_idle(self) -> None:
+        """Close every database unused for ``idle_close`` seconds."""
+        cutoff = time.monotonic() - self.idle_close
+        for name, last in list(self._last_used.items()):
+            if last > cutoff or self._in_use[name] > 0:
+                continue
+            del self._last_used[name]
+            task = self._opening.pop(name, None)
+            if task is not None and task.done() and not task.cancelled():
+                if task.exception() is None:
+                    await task.result().close()
 
     @staticmethod
     def database_id(name: str) -> uuid.UUID:
@@ -88,6 +131,9 @@ class Databases:
 
     async def close(self) -> None:
         """Close every opened backend."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         tasks, self._opening = list(self._opening.values()), {}
         for task in tasks:
             if not task.done():

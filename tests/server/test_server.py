@@ -525,3 +525,27 @@ async def test_kvshim_db_tokens_grant_their_timeline_database_only(tmp_path: Pat
     direct = await kvshim.open_kv(registry.database_url_for("shop", "production"))
     assert (await direct.get(["k"])).value == "via a kvshim db token"
     await direct.close()
+
+
+@pytest.mark.parametrize("memory", [True, False], ids=["memory", "sqlite"])
+async def test_idle_databases_are_closed_and_reopened(tmp_path: Path, memory: bool) -> None:
+    from kvshim.model import AtomicWrite, EncodedValue, Mutation, MutationKind, ReadRange
+    from kvshim.server import Databases
+
+    databases = Databases(data_dir=tmp_path, memory=memory, idle_close=0.05)
+    value = EncodedValue(b"v", 3)
+    async with databases.use("a") as backend:
+        await backend.atomic_write(
+            AtomicWrite(mutations=[Mutation(b"\x02k\x00", MutationKind.SET, value)])
+        )
+        await asyncio.sleep(0.2)
+        assert "a" in databases._opening  # in use: never closed
+    for _ in range(100):
+        if "a" not in databases._opening:
+            break
+        await asyncio.sleep(0.05)
+    assert "a" not in databases._opening and databases.exists("a")
+    async with databases.use("a") as backend:
+        found = await backend.snapshot_read([ReadRange(b"", b"\xff", 10)])
+        assert [e.value for e in found[0]] == [value]
+    await databases.close()
