@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -128,6 +129,10 @@ class DatabaseService:
             config.certfile, config.keyfile = str(self._tls[0]), str(self._tls[1])
         return config
 
+    def request_stop(self) -> None:
+        """Make ``wait`` return (safe from a signal handler)."""
+        self._stopping.set()
+
     async def wait(self) -> None:
         """Serve until ``stop`` is called."""
         await self._stopping.wait()
@@ -149,9 +154,15 @@ class DatabaseService:
 
 
 async def serve(service: DatabaseService, ready: Callable[[str], None]) -> None:
-    """Run ``service`` until cancelled, calling ``ready(url)`` once it is bound."""
-    ready(await service.start())
+    """Run ``service`` until SIGINT or SIGTERM (then shut down gracefully: open requests
+    finish, databases close), calling ``ready(url)`` once it is bound."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, service.request_stop)
     try:
+        ready(await service.start())
         await service.wait()
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
         await service.stop()
