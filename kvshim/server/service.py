@@ -101,6 +101,7 @@ class DatabaseService:
 
     async def start(self) -> str:
         """Bind, start serving in the background, and return the base URL (``http://H:P``)."""
+        _silence_header_logging()
         sock = socket.create_server((self._host, self._port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by connections
         port = sock.getsockname()[1]
@@ -151,6 +152,15 @@ class DatabaseService:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _silence_header_logging() -> None:
+    # hpack and h2 log every request header at DEBUG, bearer tokens included; whatever logging
+    # the embedding program configures, they never log below INFO.
+    for name in ("hpack", "h2"):
+        logger = logging.getLogger(name)
+        if logger.level < logging.INFO:  # NOTSET (0) too: the root level could drop later
+            logger.setLevel(logging.INFO)
 
 
 async def serve(service: DatabaseService, ready: Callable[[str], None]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -549,3 +550,13 @@ async def test_idle_databases_are_closed_and_reopened(tmp_path: Path, memory: bo
         found = await backend.snapshot_read([ReadRange(b"", b"\xff", 10)])
         assert [e.value for e in found[0]] == [value]
     await databases.close()
+
+
+async def test_debug_logging_never_shows_tokens(
+    service: DatabaseService, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    status, _, _ = await asyncio.to_thread(h2_post, service.url, "/app", V3.encode())
+    assert status == 200
+    assert "HTTP/2 POST /app -> 200" in caplog.text
+    assert TOKEN not in caplog.text
