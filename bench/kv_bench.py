@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -184,16 +183,6 @@ async def run_workloads(url: str, n: int, conc: int = 64) -> list[Result]:
 # --- the driver: alternate the two sides, one fresh process and database each ----------------
 
 
-def find_deno() -> str | None:
-    """The deno binary of the PyPI ``deno`` package, else one on PATH."""
-    try:
-        import deno  # type: ignore[import-untyped]
-    except ImportError:
-        return shutil.which("deno")
-    try:
-        return str(deno.find_deno_bin())
-    except FileNotFoundError:
-        return shutil.which("deno")
 
 
 def is_file_url(url: str) -> bool:
@@ -267,7 +256,9 @@ def deno_pass(deno: str, path: str, n: int, timeout: float, deno_dir: str) -> di
 
 def bench(args: argparse.Namespace) -> dict[str, Any]:
     """Alternate kvshim and Deno passes for ``args.rounds`` rounds; the raw results."""
-    deno = None if args.no_deno else (args.deno or find_deno())
+    from kvshim.runtime.deno import locate_deno
+
+    deno = None if args.no_deno else (args.deno or locate_deno())
     file_mode = is_file_url(args.url)
     deno_path = args.deno_path or (None if file_mode else ":memory:")
     rounds: list[dict[str, dict[str, Result]]] = []

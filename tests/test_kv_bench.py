@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from kvshim.runtime.deno import locate_deno
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "bench" / "kv_bench.py"
@@ -27,17 +28,6 @@ WORKLOADS = [
     "set_concurrent",
     "delete_seq",
 ]
-
-
-def _find_deno() -> str | None:
-    try:
-        import deno  # the PyPI package that ships the binary
-    except ImportError:
-        return shutil.which("deno")
-    try:
-        return str(deno.find_deno_bin())
-    except FileNotFoundError:
-        return shutil.which("deno")
 
 
 def _run(*args: str) -> dict[str, Any]:
@@ -74,7 +64,7 @@ def test_file_url_gives_each_side_a_fresh_file_and_removes_it(tmp_path: Path) ->
 
 @pytest.mark.deno
 def test_deno_side_runs_alongside_and_gives_ratios() -> None:
-    if _find_deno() is None:
+    if locate_deno() is None:
         pytest.skip("the deno binary is not installed (pip install deno)")
     result = _run()
     assert len(result["rounds"]) == 2 and all("deno" in r for r in result["rounds"])

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import importlib
 import math
 import os
-import shutil
 import sqlite3
 import struct
 import subprocess
@@ -25,6 +23,7 @@ from hypothesis import strategies as st
 
 from kvshim.errors import KvRangeError, KvTypeError
 from kvshim.model import EncodedValue, ValueEncoding
+from kvshim.runtime.deno import locate_deno
 from kvshim.values import (
     BigInt,
     JSArrayBufferView,
@@ -557,17 +556,9 @@ DENO_GOLDENS: dict[str, Golden] = {
 }
 
 
-def _find_deno() -> str | None:
-    try:
-        deno = importlib.import_module("deno")  # the PyPI package that ships the binary
-        return str(deno.find_deno_bin())
-    except (ImportError, FileNotFoundError):
-        return shutil.which("deno")
-
-
 @pytest.fixture(scope="module")
 def deno_values(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, bytes]]:
-    binary = _find_deno()
+    binary = locate_deno()
     if binary is None:
         pytest.skip("the deno binary is not installed (pip install deno)")
     tmp = tmp_path_factory.mktemp("deno_golden")

@@ -47,15 +47,20 @@ def is_deno_app(target: str) -> bool:
     return Path(target.partition(":")[0]).suffix in DENO_SUFFIXES
 
 
-def find_deno() -> str:
-    """The deno binary of the PyPI ``deno`` package, else one on ``PATH``."""
+def locate_deno() -> str | None:
+    """The deno binary of the PyPI ``deno`` package, else one on ``PATH``, else ``None``."""
     try:
         return str(importlib.import_module("deno").find_deno_bin())
     except (ImportError, FileNotFoundError, AttributeError):
-        found = shutil.which("deno")
-        if found is None:
-            raise AppLoadError(NO_DENO) from None
-        return found
+        return shutil.which("deno")
+
+
+def find_deno() -> str:
+    """The deno binary to run Deno apps with; ``AppLoadError`` saying how to get one."""
+    found = locate_deno()
+    if found is None:
+        raise AppLoadError(NO_DENO)
+    return found
 
 
 def service_name(timeline: Timeline) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -26,6 +25,7 @@ import pytest
 import kvshim
 from kvshim import BigInt, KvU64
 from kvshim.backends import sqlite as sqlite_backend
+from kvshim.runtime.deno import locate_deno
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("sqlite_worker.py")
@@ -250,20 +250,9 @@ async def test_message_of_a_killed_process_is_redelivered(db_path: Path) -> None
 # --- file compatibility with Deno --------------------------------------------------------
 
 
-def _find_deno() -> str | None:
-    try:
-        import deno  # the PyPI package that ships the binary
-    except ImportError:
-        return shutil.which("deno")
-    try:
-        return str(deno.find_deno_bin())
-    except FileNotFoundError:
-        return shutil.which("deno")
-
-
 @pytest.fixture
 def run_deno(tmp_path: Path) -> Iterator[Any]:
-    binary = _find_deno()
+    binary = locate_deno()
     if binary is None:
         pytest.skip("the deno binary is not installed (pip install deno)")
     env = {**os.environ, "DENO_DIR": str(tmp_path / "deno_dir"), "DENO_NO_UPDATE_CHECK": "1"}

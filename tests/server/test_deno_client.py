@@ -8,9 +8,7 @@ Deno in both directions.
 from __future__ import annotations
 
 import datetime
-import importlib
 import os
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 
 import kvshim
 from kvshim import BigInt, KvU64
+from kvshim.runtime.deno import locate_deno
 
 SCRIPT = Path(__file__).parent.parent / "deno" / "kv_connect_client.ts"
 
@@ -39,20 +38,11 @@ VALUES: dict[str, Any] = {
 }
 
 
-def find_deno() -> str | None:
-    """The deno binary of the PyPI ``deno`` package, else one on PATH."""
-    try:
-        deno = importlib.import_module("deno")
-        return str(deno.find_deno_bin())
-    except (ImportError, FileNotFoundError):
-        return shutil.which("deno")
-
-
 def run_deno(
     script: Path, url: str, token: str, tmp_path: Path
 ) -> subprocess.CompletedProcess[str]:
     """``deno run --unstable-kv -A script url`` with ``DENO_KV_ACCESS_TOKEN``."""
-    binary = find_deno()
+    binary = locate_deno()
     if binary is None:
         pytest.skip("the deno binary is not installed (pip install deno)")
     env = {
