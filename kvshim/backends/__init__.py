@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from kvshim.backends import memory
 from kvshim.backends.base import Backend, QueueMessage
 from kvshim.backends.memory import MemoryBackend
-from kvshim.errors import KvTypeError, KvValueError
+from kvshim.errors import BackendError, KvTypeError, KvValueError
 
 __all__ = ["Backend", "QueueMessage", "open_backend"]
 
@@ -37,6 +37,8 @@ async def open_backend(url: str, environ: Mapping[str, str]) -> Backend:
     scheme = match.group(1).lower() if match else None
     if scheme is None:
         return await _open_sqlite(url)
+    if scheme in ("postgres", "postgresql"):
+        return await _open_postgres(url)
     raise KvValueError(f"Unsupported database URL scheme '{scheme}://' in {url!r}")
 
 
@@ -48,3 +50,13 @@ async def _open_sqlite(path: str) -> Backend:
     if path.startswith(":"):
         raise KvTypeError("Filename cannot start with ':' unless prefixed with './'")
     raise KvValueError(f"The SQLite backend is not available yet: cannot open {path!r}")
+
+
+async def _open_postgres(url: str) -> Backend:
+    try:
+        from kvshim.backends import postgres
+    except ImportError as exc:  # asyncpg is an optional dependency
+        raise BackendError(
+            f"PostgreSQL support needs asyncpg: pip install 'kvshim[postgres]' ({exc})"
+        ) from exc
+    return await postgres.open(url)
