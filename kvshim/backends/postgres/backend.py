@@ -182,7 +182,8 @@ class PostgresBackend:
         elif claimed.backoff_schedule:
             delay, *rest = claimed.backoff_schedule
             async with con.transaction():
-                await con.execute(self._queue_sql.retry, *ids, self._clock() + delay, rest)
+                due = self._clock() + delay
+                await con.execute(self._queue_sql.retry, *ids, due, writes.pack_ints(tuple(rest)))
                 text = payload((), queue=True, expiry=False)
                 await con.execute("SELECT pg_notify($1, $2)", self._config.channel, text)
         else:

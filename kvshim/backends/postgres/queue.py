@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from kvshim.backends.postgres.schema import quote_ident
+from kvshim.backends.postgres.writes import unpack_ints, unpack_keys
 
 logger = logging.getLogger("kvshim.postgres")
 
@@ -64,8 +65,8 @@ async def claim(con: asyncpg.Connection, sql: QueueSql, now: int, lease_ms: int)
         row["id"],
         token,
         row["payload"],
-        tuple(row["keys_if_undelivered"]),
-        tuple(row["backoff_schedule"]),
+        unpack_keys(row["keys_if_undelivered"]),
+        unpack_ints(row["backoff_schedule"]),
     )
 
 

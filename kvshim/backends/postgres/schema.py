@@ -13,8 +13,118 @@ import asyncpg
 
 from kvshim.errors import BackendError
 
+_WRITE_FUNCTION = r"""
+    CREATE FUNCTION {s}.kv_write(
+        p_now bigint, p_channel text,
+        c_keys bytea[], c_versions bigint[],
+        m_kinds smallint[], m_keys bytea[], m_values bytea[], m_encodings smallint[],
+        m_expires bigint[],
+        q_payloads bytea[], q_deadlines bigint[], q_keys bytea[], q_backoffs bytea[]
+    ) RETURNS bigint LANGUAGE plpgsql AS $fn$
+    DECLARE
+        v bigint;
+        found_version bigint;
+        i integer;
+        j integer;
+        k bytea;
+        val bytea;
+        enc smallint;
+        cur_value bytea;
+        cur_encoding smallint;
+        a numeric;
+        b numeric;
+        kind text;
+        changed bytea[] := '{{}}';
+        has_expiry boolean := false;
+        keys_text text;
+    BEGIN
+        -- The write lock: every data-changing transaction takes it first (see writes.py).
+        SELECT version INTO v FROM {s}.kv_version FOR UPDATE;
+        FOR i IN 1 .. coalesce(array_length(c_keys, 1), 0) LOOP
+            SELECT version INTO found_version FROM {s}.kv_data
+             WHERE key = c_keys[i] AND (expire_at_ms IS NULL OR expire_at_ms > p_now);
+            IF NOT FOUND THEN
+                found_version := NULL;
+            END IF;
+            IF found_version IS DISTINCT FROM c_versions[i] THEN
+                RETURN NULL;
+            END IF;
+        END LOOP;
+        v := v + 1;
+        UPDATE {s}.kv_version SET version = v;
+        FOR i IN 1 .. coalesce(array_length(m_kinds, 1), 0) LOOP
+            k := m_keys[i];
+            val := m_values[i];
+            enc := m_encodings[i];
+            IF m_kinds[i] = 2 THEN
+                DELETE FROM {s}.kv_data WHERE key = k;
+                changed := changed || k;
+                CONTINUE;
+            END IF;
+            IF m_kinds[i] = 3 THEN
+                k := k || '\x02'::bytea
+                    || convert_to(lpad(to_hex(v), 16, '0') || '0000', 'UTF8') || '\x00'::bytea;
+            ELSIF m_kinds[i] >= 4 THEN
+                kind := (ARRAY['sum', 'min', 'max'])[m_kinds[i] - 3];
+                SELECT value, encoding INTO cur_value, cur_encoding FROM {s}.kv_data
+                 WHERE key = k AND (expire_at_ms IS NULL OR expire_at_ms > p_now);
+                IF FOUND THEN
+                    IF cur_encoding <> 2 THEN
+                        RAISE EXCEPTION USING ERRCODE = 'KV001', MESSAGE = format(
+                            'Failed to perform %L mutation on a non-U64 value in the database',
+                            kind);
+                    END IF;
+                    a := 0;
+                    b := 0;
+                    FOR j IN REVERSE 7 .. 0 LOOP
+                        a := a * 256 + get_byte(cur_value, j);
+                        b := b * 256 + get_byte(val, j);
+                    END LOOP;
+                    IF kind = 'sum' THEN
+                        a := mod(a + b, 18446744073709551616);
+                    ELSIF kind = 'min' THEN
+                        a := least(a, b);
+                    ELSE
+                        a := greatest(a, b);
+                    END IF;
+                    val := '\x0000000000000000'::bytea;
+                    FOR j IN 0 .. 7 LOOP
+                        val := set_byte(val, j, mod(a, 256)::integer);
+                        a := div(a, 256);
+                    END LOOP;
+                END IF;
+            END IF;
+            INSERT INTO {s}.kv_data (key, value, encoding, version, expire_at_ms)
+            VALUES (k, val, enc, v, CASE WHEN m_kinds[i] >= 4 THEN NULL ELSE m_expires[i] END)
+            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value,
+                encoding = EXCLUDED.encoding, version = EXCLUDED.version,
+                expire_at_ms = EXCLUDED.expire_at_ms;
+            changed := changed || k;
+            has_expiry := has_expiry OR (m_kinds[i] < 4 AND m_expires[i] IS NOT NULL);
+        END LOOP;
+        IF coalesce(array_length(q_payloads, 1), 0) > 0 THEN
+            INSERT INTO {s}.kv_queue (payload, deliver_at_ms, keys_if_undelivered,
+                                      backoff_schedule)
+            SELECT * FROM unnest(q_payloads, q_deadlines, q_keys, q_backoffs);
+        END IF;
+        IF array_length(changed, 1) > 0 OR array_length(q_payloads, 1) > 0 THEN
+            SELECT string_agg(DISTINCT encode(x, 'hex'), ',') INTO keys_text
+              FROM unnest(changed) AS x;
+            IF length(keys_text) > 7000 THEN
+                keys_text := '*';
+            END IF;
+            PERFORM pg_notify(p_channel,
+                CASE WHEN array_length(q_payloads, 1) > 0 THEN 'q' ELSE '' END
+                || CASE WHEN has_expiry THEN 't' ELSE '' END
+                || '|' || coalesce(keys_text, ''));
+        END IF;
+        RETURN v;
+    END
+    $fn$;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
-    # 1: entries, the single-row version counter, and the queue.
+    # 1: entries, the single-row version counter, the queue, and the write function.
     """
     CREATE TABLE {s}.kv_version (
         id boolean PRIMARY KEY DEFAULT true CHECK (id),
@@ -33,13 +143,16 @@ MIGRATIONS: tuple[str, ...] = (
         id bigserial PRIMARY KEY,
         payload bytea NOT NULL,
         deliver_at_ms bigint NOT NULL,
-        keys_if_undelivered bytea[] NOT NULL,
-        backoff_schedule bigint[] NOT NULL,
+        keys_if_undelivered bytea NOT NULL,
+        backoff_schedule bytea NOT NULL,
         lease_token bigint
     );
     CREATE INDEX kv_queue_due ON {s}.kv_queue (deliver_at_ms, id);
-    """,
+    """
+    + _WRITE_FUNCTION,
 )
+"""Each entry runs once per schema, in order; ``{s}`` is the quoted schema name. Append new
+entries; never edit one that has shipped."""
 
 
 def quote_ident(name: str) -> str:

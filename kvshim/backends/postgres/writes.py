@@ -1,47 +1,46 @@
-"""Atomic writes in one PostgreSQL transaction, serialised by the version counter's row lock.
+"""Atomic writes: one call of the schema's ``kv_write`` function, serialised by a row lock.
 
-Why versionstamps are strictly increasing, across every client, and never seen out of order:
-each data-changing transaction starts with ``UPDATE kv_version SET version = version + 1``,
-which takes the row lock of the single counter row and holds it until COMMIT. Only one such
-transaction can be between that UPDATE and its COMMIT at a time, so
+A write is a single statement, ``SELECT kv_write(...)`` (PL/pgSQL, defined in ``schema``), so it
+costs one round trip and holds the lock only while the server works. Why versionstamps are
+strictly increasing across every client and never seen out of order: ``kv_write`` (and every
+other data-changing transaction: expiry sweeps, dead letters) first locks the single row of
+``kv_version`` (``SELECT ... FOR UPDATE``) and keeps the lock until COMMIT. Only one such
+transaction runs between taking that lock and committing at a time, so
 
-- each one reads the counter after the previous holder committed (READ COMMITTED re-reads the
-  locked row once the lock is granted) and gets exactly the next number;
-- its checks and sum/min/max run after the lock is granted, in a statement snapshot that
-  contains every earlier commit, so they see the latest state: the writes are serializable;
-- commits become visible in version order, so a reader never sees version N+1 without N;
-- a write that fails a check or a mutation rolls back, taking its increment with it, and the
-  counter is a durable row committed together with the data, so it survives crashes and
-  restarts and is never reset (migrations only ever create it).
+- each reads the counter after the previous holder committed (READ COMMITTED returns the newest
+  row version once the lock is granted) and writes exactly the next number;
+- its checks and sum/min/max run after the lock is granted, each in a fresh snapshot (statements
+  of a VOLATILE function take new snapshots) that contains every earlier commit, so they see the
+  latest state: the writes are serializable;
+- commits become visible in version order, so no reader sees version N+1 without N;
+- a failed check returns before the counter changes, and an error (sum on a non-U64 value)
+  aborts the statement, so nothing of the write stays; the counter is a durable row committed
+  together with the data, so crashes and restarts cannot move it back, and migrations only
+  ever create it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from kvshim.backends._mutate import apply_u64, versionstamped_key
-from kvshim.backends.postgres.errors import CommitUncertain, is_transient
-from kvshim.backends.postgres.listener import payload
+from kvshim.backends.postgres.errors import CommitUncertain
 from kvshim.backends.postgres.schema import quote_ident
-from kvshim.model import (
-    AtomicWrite,
-    EncodedValue,
-    Mutation,
-    MutationKind,
-    versionstamp_from_version,
-)
+from kvshim.errors import KvTypeError
+from kvshim.model import AtomicWrite, MutationKind, versionstamp_from_version
 
-_Stored = tuple[EncodedValue, bytes, int | None]  # value, versionstamp, expire_at_ms
-_U64 = (MutationKind.SUM, MutationKind.MIN, MutationKind.MAX)
+_KINDS = {
+    MutationKind.SET: 1,
+    MutationKind.DELETE: 2,
+    MutationKind.SET_VERSIONSTAMPED_KEY: 3,
+    MutationKind.SUM: 4,
+    MutationKind.MIN: 5,
+    MutationKind.MAX: 6,
+}
+_TYPE_ERROR = "KV001"  # raised by kv_write for sum/min/max on a non-U64 value
 
 Extra = Callable[[asyncpg.Connection], Awaitable[None]]
-
-
-class _CheckFailed(Exception):
-    """Rolls the transaction back when a check does not hold."""
 
 
 class Tables:
@@ -51,24 +50,8 @@ class Tables:
         s = quote_ident(schema)
         self.channel = channel
         live = "(expire_at_ms IS NULL OR expire_at_ms > $2)"
+        self.write = f"SELECT {s}.kv_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         self.bump = f"UPDATE {s}.kv_version SET version = version + 1 RETURNING version"
-        self.lookup = (
-            f"SELECT key, value, encoding, version FROM {s}.kv_data "
-            f"WHERE key = ANY($1::bytea[]) AND {live}"
-        )
-        self.delete = f"DELETE FROM {s}.kv_data WHERE key = ANY($1::bytea[])"
-        self.upsert = (
-            f"INSERT INTO {s}.kv_data (key, value, encoding, version, expire_at_ms) "
-            "SELECT k, v, e, $4, x FROM unnest($1::bytea[], $2::bytea[], $3::int2[], "
-            "$5::int8[]) AS u(k, v, e, x) "
-            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, "
-            "encoding = EXCLUDED.encoding, version = EXCLUDED.version, "
-            "expire_at_ms = EXCLUDED.expire_at_ms"
-        )
-        self.enqueue = (
-            f"INSERT INTO {s}.kv_queue (payload, deliver_at_ms, keys_if_undelivered, "
-            "backoff_schedule) VALUES ($1, $2, $3, $4)"
-        )
         self.read = (
             "SELECT r.i, d.key, d.value, d.encoding, d.version "
             "FROM unnest($1::bytea[], $3::bytea[], $4::int4[], $5::bool[]) "
@@ -91,98 +74,88 @@ async def atomic_write(
     now: int,
     extra: Extra | None = None,
 ) -> bytes | None:
-    """Apply ``write`` (and ``extra``, in the same transaction); its versionstamp, or ``None``
-    if a check failed. Raises ``CommitUncertain`` if the connection broke during COMMIT."""
-    transaction = con.transaction()
-    await transaction.start()
+    """Apply ``write`` with one call of the schema's ``kv_write`` function (in one transaction
+    with ``extra``, if given); its versionstamp, or ``None`` if a check failed.
+
+    Raises ``KvTypeError`` for sum/min/max on a non-U64 value (nothing is applied) and
+    ``CommitUncertain`` if the connection broke after the write was sent.
+    """
+    args = _arguments(tables, write, now)
     try:
-        versionstamp = await _apply(con, tables, write, now, extra)
-    except BaseException as exc:
-        with suppress(Exception):  # a broken connection cannot roll back; it is discarded
-            await transaction.rollback()
-        if isinstance(exc, _CheckFailed):
-            return None
-        raise
-    try:
-        await transaction.commit()
-    except Exception as exc:
-        if is_transient(exc):
-            raise CommitUncertain from exc
-        raise
-    return versionstamp
-
-
-async def _apply(
-    con: asyncpg.Connection, tables: Tables, write: AtomicWrite, now: int, extra: Extra | None
-) -> bytes:
-    version = int(await con.fetchval(tables.bump))
-    wanted = [c.key for c in write.checks] + [m.key for m in write.mutations if m.kind in _U64]
-    current: dict[bytes, _Stored] = {}
-    if wanted:
-        for row in await con.fetch(tables.lookup, wanted, now):
-            stamp = versionstamp_from_version(row["version"])
-            current[row["key"]] = (EncodedValue(row["value"], row["encoding"]), stamp, None)
-    for check in write.checks:
-        found = current.get(check.key)
-        if (found[1] if found else None) != check.versionstamp:
-            raise _CheckFailed
-    versionstamp = versionstamp_from_version(version)
-    staged = stage(write.mutations, versionstamp, current)
-    await store(con, tables, staged, version)
-    if write.enqueues:
-        await con.executemany(
-            tables.enqueue,
-            [
-                (e.payload, e.deadline_ms, list(e.keys_if_undelivered), list(e.backoff_schedule))
-                for e in write.enqueues
-            ],
-        )
-    if extra is not None:
-        await extra(con)
-    expiry = any(s is not None and s[2] is not None for s in staged.values())
-    if staged or write.enqueues:
-        text = payload(staged, queue=bool(write.enqueues), expiry=expiry)
-        await con.execute("SELECT pg_notify($1, $2)", tables.channel, text)
-    return versionstamp
-
-
-def stage(
-    mutations: Sequence[Mutation], versionstamp: bytes, current: dict[bytes, _Stored]
-) -> dict[bytes, _Stored | None]:
-    """The new state of every mutated key, in order; raises ``KvTypeError`` on a bad sum."""
-    staged: dict[bytes, _Stored | None] = {}
-    for m in mutations:
-        if m.kind is MutationKind.SET:
-            assert m.value is not None
-            staged[m.key] = (m.value, versionstamp, m.expire_at_ms)
-        elif m.kind is MutationKind.DELETE:
-            staged[m.key] = None
-        elif m.kind is MutationKind.SET_VERSIONSTAMPED_KEY:
-            assert m.value is not None
-            key = versionstamped_key(m.key, versionstamp)
-            staged[key] = (m.value, versionstamp, m.expire_at_ms)
+        if extra is None:
+            version = await _call(con, tables.write, args)
         else:
-            assert m.value is not None
-            before = staged[m.key] if m.key in staged else current.get(m.key)
-            value = apply_u64(m.kind, before[0] if before else None, m.value)
-            staged[m.key] = (value, versionstamp, None)
-    return staged
+            async with con.transaction():
+                version = await _call(con, tables.write, args)
+                if version is not None:
+                    await extra(con)
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate == _TYPE_ERROR:
+            raise KvTypeError(str(exc.args[0]) if exc.args else str(exc)) from None
+        raise
+    return None if version is None else versionstamp_from_version(version)
 
 
-async def store(
-    con: asyncpg.Connection, tables: Tables, staged: dict[bytes, _Stored | None], version: int
-) -> None:
-    """Write the staged state: deletes, then one upsert of every set key."""
-    deleted = [key for key, stored in staged.items() if stored is None]
-    kept = [(key, stored) for key, stored in staged.items() if stored is not None]
-    if deleted:
-        await con.execute(tables.delete, deleted)
-    if kept:
-        await con.execute(
-            tables.upsert,
-            [key for key, _ in kept],
-            [stored[0].data for _, stored in kept],
-            [stored[0].encoding for _, stored in kept],
-            version,
-            [stored[2] for _, stored in kept],
-        )
+async def _call(con: asyncpg.Connection, sql: str, args: list[object]) -> int | None:
+    if con.is_closed():  # nothing sent yet: safe to retry elsewhere
+        raise asyncpg.exceptions.InterfaceError("connection is closed")
+    try:
+        version: int | None = await con.fetchval(sql, *args)
+    except (asyncpg.exceptions.ConnectionDoesNotExistError, OSError) as exc:
+        raise CommitUncertain from exc
+    return version
+
+
+def _arguments(tables: Tables, write: AtomicWrite, now: int) -> list[object]:
+    m = write.mutations
+    q = write.enqueues
+    return [
+        now,
+        tables.channel,
+        [c.key for c in write.checks],
+        [_version_of(c.versionstamp) for c in write.checks],
+        [_KINDS[x.kind] for x in m],
+        [x.key for x in m],
+        [x.value.data if x.value else None for x in m],
+        [x.value.encoding if x.value else None for x in m],
+        [x.expire_at_ms for x in m],
+        [e.payload for e in q],
+        [e.deadline_ms for e in q],
+        [pack_keys(e.keys_if_undelivered) for e in q],
+        [pack_ints(e.backoff_schedule) for e in q],
+    ]
+
+
+def _version_of(versionstamp: bytes | None) -> int | None:
+    """The commit version a checked versionstamp names; -1 (matches nothing) for a
+    versionstamp this backend never makes."""
+    if versionstamp is None:
+        return None
+    if versionstamp[8:] != b"\x00\x00":
+        return -1
+    return int.from_bytes(versionstamp[:8], "big")
+
+
+def pack_keys(keys: tuple[bytes, ...]) -> bytes:
+    """Keys as one ``bytea``: each one prefixed by its 2-byte big-endian length."""
+    return b"".join(len(k).to_bytes(2, "big") + k for k in keys)
+
+
+def unpack_keys(packed: bytes) -> tuple[bytes, ...]:
+    """The keys ``pack_keys`` packed."""
+    keys, at = [], 0
+    while at < len(packed):
+        size = int.from_bytes(packed[at : at + 2], "big")
+        keys.append(packed[at + 2 : at + 2 + size])
+        at += 2 + size
+    return tuple(keys)
+
+
+def pack_ints(values: tuple[int, ...]) -> bytes:
+    """Non-negative integers (backoff intervals) as 8-byte big-endian words."""
+    return b"".join(v.to_bytes(8, "big") for v in values)
+
+
+def unpack_ints(packed: bytes) -> tuple[int, ...]:
+    """The integers ``pack_ints`` packed."""
+    return tuple(int.from_bytes(packed[i : i + 8], "big") for i in range(0, len(packed), 8))
