@@ -12,6 +12,7 @@ import asyncpg
 
 from kvshim.backends._notify import KeyNotifier, watch_keys
 from kvshim.backends.postgres import queue, writes
+from kvshim.backends.postgres.batching import WriteBatcher
 from kvshim.backends.postgres.config import PgConfig
 from kvshim.backends.postgres.errors import retrying
 from kvshim.backends.postgres.listener import Change, Listener, payload
@@ -31,6 +32,9 @@ from kvshim.model import (
 )
 
 logger = logging.getLogger("kvshim.postgres")
+
+FORGET_BATCHES_MS = 600_000
+"""How long the outcome of a committed write batch is kept for retries of it (``writes``)."""
 
 T = TypeVar("T")
 
@@ -56,11 +60,13 @@ class PostgresBackend:
         self._sql = writes.Tables(config.schema, config.channel)
         self._queue_sql = queue.QueueSql(config.schema)
         self._notifier = KeyNotifier()
+        self._batcher = WriteBatcher(self._write_batch)
         self._listener = Listener(config, self._changed)
         self._queue_event = asyncio.Event()
         self._sweep_wakeup = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
         self._in_flight = 0
+        self._batches_forgotten_at = 0
         self._closed = False
         self._pool_closed = False
 
@@ -105,10 +111,13 @@ class PostgresBackend:
         return out
 
     async def atomic_write(self, write: AtomicWrite) -> bytes | None:
-        """Apply ``write`` in one transaction; see ``writes`` for why it is serializable."""
-        return await self._run(
-            "write", lambda con: writes.atomic_write(con, self._sql, write, self._clock())
-        )
+        """Apply ``write`` atomically (see ``writes`` for why it is serializable), sharing the
+        transaction with this handle's other concurrent writes (see ``batching``)."""
+        return await self._batcher.submit(write)
+
+    async def _write_batch(self, batch: list[AtomicWrite]) -> list[writes.Outcome]:
+        args = writes.batch_arguments(self._sql, batch, self._clock())
+        return await self._run("write", lambda con: writes.write_batch(con, self._sql, args))
 
     def watch(self, keys: Sequence[bytes]) -> AsyncGenerator[list[RawEntry | None], None]:
         """The entries of ``keys`` now and after every change any client makes to them."""
@@ -168,14 +177,21 @@ class PostgresBackend:
         )
 
     async def _finish(self, claimed: queue.Claimed, success: bool) -> None:
+        value = EncodedValue(claimed.payload, ValueEncoding.V8)
+        dead = [Mutation(k, MutationKind.SET, value) for k in claimed.keys_if_undelivered]
+        args = writes.batch_arguments(self._sql, [AtomicWrite(mutations=dead)], self._clock())
         try:
-            await self._run("queue ack", lambda con: self._settle(con, claimed, success))
+            await self._run("queue ack", lambda con: self._settle(con, claimed, success, args))
         finally:
             self._in_flight -= 1
             if self._closed and self._in_flight == 0:
                 await self._close_pool()
 
-    async def _settle(self, con: asyncpg.Connection, claimed: queue.Claimed, success: bool) -> None:
+    async def _settle(
+        self, con: asyncpg.Connection, claimed: queue.Claimed, success: bool, dead: list[object]
+    ) -> None:
+        """Delete, reschedule or dead-letter a finished message; ``dead`` holds the arguments
+        of the dead-letter write."""
         ids = (claimed.id, claimed.token)
         if success or not (claimed.backoff_schedule or claimed.keys_if_undelivered):
             await con.execute(self._queue_sql.delete, *ids)
@@ -187,15 +203,11 @@ class PostgresBackend:
                 text = payload((), queue=True, expiry=False)
                 await con.execute("SELECT pg_notify($1, $2)", self._config.channel, text)
         else:
-            value = EncodedValue(claimed.payload, ValueEncoding.V8)
-            dead = [Mutation(k, MutationKind.SET, value) for k in claimed.keys_if_undelivered]
 
             async def delete(con: asyncpg.Connection) -> None:
                 await con.execute(self._queue_sql.delete, *ids)
 
-            await writes.atomic_write(
-                con, self._sql, AtomicWrite(mutations=dead), self._clock(), delete
-            )
+            await writes.write_batch(con, self._sql, dead, delete)
 
     # --- expiry -------------------------------------------------------------------------
 
@@ -216,6 +228,9 @@ class PostgresBackend:
     async def _sweep_once(self, con: asyncpg.Connection) -> int | None:
         """Delete what has expired (if anything); the next expiry time."""
         now = self._clock()
+        if now - self._batches_forgotten_at > FORGET_BATCHES_MS / 10:
+            await con.execute(self._sql.forget_batches, now - FORGET_BATCHES_MS)
+            self._batches_forgotten_at = now
         first: int | None = await con.fetchval(self._sql.next_expiry)
         if first is None or first > now:
             return first

@@ -32,10 +32,6 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
-class CommitUncertain(Exception):
-    """The connection broke after COMMIT was sent: the write may or may not have applied."""
-
-
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` means "try again on another connection"."""
     return isinstance(exc, _TRANSIENT)
@@ -44,9 +40,8 @@ def is_transient(exc: BaseException) -> bool:
 async def retrying(operation: Callable[[], Awaitable[T]], what: str) -> T:
     """Run ``operation``, retrying transient failures with backoff for ``RETRY_WINDOW_S``.
 
-    ``operation`` must be safe to repeat: it runs in its own transaction, and a write raises
-    ``CommitUncertain`` instead of a transient error once its COMMIT may have reached the
-    server, which is never retried.
+    ``operation`` must be safe to repeat even if an attempt committed before its connection
+    broke: writes carry an idempotency token (see ``writes.batch_arguments``).
     """
     loop = asyncio.get_running_loop()
     give_up = loop.time() + RETRY_WINDOW_S
@@ -54,11 +49,6 @@ async def retrying(operation: Callable[[], Awaitable[T]], what: str) -> T:
     while True:
         try:
             return await operation()
-        except CommitUncertain as exc:
-            raise BackendError(
-                f"Lost the PostgreSQL connection while committing ({exc.__cause__}); "
-                "the write may or may not have been applied"
-            ) from exc
         except Exception as exc:
             if not is_transient(exc):
                 error = translate(exc, what)

@@ -70,7 +70,7 @@ _WRITE_FUNCTION = r"""
                  WHERE key = k AND (expire_at_ms IS NULL OR expire_at_ms > p_now);
                 IF FOUND THEN
                     IF cur_encoding <> 2 THEN
-                        RAISE EXCEPTION USING ERRCODE = 'KV001', MESSAGE = format(
+                        RAISE EXCEPTION USING ERRCODE = 'KV00' || m_kinds[i], MESSAGE = format(
                             'Failed to perform %L mutation on a non-U64 value in the database',
                             kind);
                     END IF;
@@ -121,6 +121,56 @@ _WRITE_FUNCTION = r"""
         RETURN v;
     END
     $fn$;
+
+    CREATE FUNCTION {s}.kv_write_batch(
+        p_token bigint, p_now bigint, p_channel text,
+        c_end integer[], m_end integer[], q_end integer[],
+        c_keys bytea[], c_versions bigint[],
+        m_kinds smallint[], m_keys bytea[], m_values bytea[], m_encodings smallint[],
+        m_expires bigint[],
+        q_payloads bytea[], q_deadlines bigint[], q_keys bytea[], q_backoffs bytea[]
+    ) RETURNS bigint[] LANGUAGE plpgsql AS $fn$
+    DECLARE
+        results bigint[] := '{{}}';
+        w integer;
+        c0 integer := 1;
+        m0 integer := 1;
+        q0 integer := 1;
+    BEGIN
+        -- A retry of a batch that did commit (the connection broke before the client heard)
+        -- gets the stored outcome instead of applying the writes twice. Looked up under the
+        -- write lock, so a first attempt still running has finished by then.
+        PERFORM 1 FROM {s}.kv_version FOR UPDATE;
+        SELECT b.results INTO results FROM {s}.kv_batches AS b WHERE b.token = p_token;
+        IF FOUND THEN
+            RETURN results;
+        END IF;
+        results := '{{}}';
+        -- Several writes in one transaction: one COMMIT (one WAL flush) for all of them.
+        -- Each write is its own subtransaction, so a failing sum/min/max (SQLSTATE KV004,
+        -- KV005, KV006) undoes that write only and is reported as minus its mutation kind.
+        FOR w IN 1 .. coalesce(array_length(c_end, 1), 0) LOOP
+            BEGIN
+                results := array_append(results, {s}.kv_write(p_now, p_channel,
+                    c_keys[c0:c_end[w]], c_versions[c0:c_end[w]],
+                    m_kinds[m0:m_end[w]], m_keys[m0:m_end[w]], m_values[m0:m_end[w]],
+                    m_encodings[m0:m_end[w]], m_expires[m0:m_end[w]],
+                    q_payloads[q0:q_end[w]], q_deadlines[q0:q_end[w]], q_keys[q0:q_end[w]],
+                    q_backoffs[q0:q_end[w]]));
+            EXCEPTION
+                WHEN SQLSTATE 'KV004' THEN results := array_append(results, -4::bigint);
+                WHEN SQLSTATE 'KV005' THEN results := array_append(results, -5::bigint);
+                WHEN SQLSTATE 'KV006' THEN results := array_append(results, -6::bigint);
+            END;
+            c0 := c_end[w] + 1;
+            m0 := m_end[w] + 1;
+            q0 := q_end[w] + 1;
+        END LOOP;
+        INSERT INTO {s}.kv_batches (token, results, created_at_ms)
+        VALUES (p_token, results, p_now);
+        RETURN results;
+    END
+    $fn$;
 """
 
 MIGRATIONS: tuple[str, ...] = (
@@ -148,6 +198,11 @@ MIGRATIONS: tuple[str, ...] = (
         lease_token bigint
     );
     CREATE INDEX kv_queue_due ON {s}.kv_queue (deliver_at_ms, id);
+    CREATE TABLE {s}.kv_batches (
+        token bigint PRIMARY KEY,
+        results bigint[] NOT NULL,
+        created_at_ms bigint NOT NULL
+    );
     """
     + _WRITE_FUNCTION,
 )

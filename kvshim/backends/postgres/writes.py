@@ -1,7 +1,8 @@
 """Atomic writes: one call of the schema's ``kv_write`` function, serialised by a row lock.
 
-A write is a single statement, ``SELECT kv_write(...)`` (PL/pgSQL, defined in ``schema``), so it
-costs one round trip and holds the lock only while the server works. Why versionstamps are
+A batch of writes is a single statement, ``SELECT kv_write_batch(...)`` (PL/pgSQL, defined in
+``schema``), which calls ``kv_write`` once per write: one round trip, and the lock is held only
+while the server works. Why versionstamps are
 strictly increasing across every client and never seen out of order: ``kv_write`` (and every
 other data-changing transaction: expiry sweeps, dead letters) first locks the single row of
 ``kv_version`` (``SELECT ... FOR UPDATE``) and keeps the lock until COMMIT. Only one such
@@ -21,11 +22,12 @@ transaction runs between taking that lock and committing at a time, so
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from itertools import accumulate
 
 import asyncpg
 
-from kvshim.backends.postgres.errors import CommitUncertain
 from kvshim.backends.postgres.schema import quote_ident
 from kvshim.errors import KvTypeError
 from kvshim.model import AtomicWrite, MutationKind, versionstamp_from_version
@@ -38,9 +40,11 @@ _KINDS = {
     MutationKind.MIN: 5,
     MutationKind.MAX: 6,
 }
-_TYPE_ERROR = "KV001"  # raised by kv_write for sum/min/max on a non-U64 value
+_U64_NAMES = {-4: "sum", -5: "min", -6: "max"}
 
 Extra = Callable[[asyncpg.Connection], Awaitable[None]]
+Outcome = bytes | None | KvTypeError
+"""A write's versionstamp, ``None`` if a check failed, or the error that undid it."""
 
 
 class Tables:
@@ -50,7 +54,8 @@ class Tables:
         s = quote_ident(schema)
         self.channel = channel
         live = "(expire_at_ms IS NULL OR expire_at_ms > $2)"
-        self.write = f"SELECT {s}.kv_write($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        params = ", ".join(f"${n}" for n in range(1, 18))
+        self.write = f"SELECT {s}.kv_write_batch({params})"
         self.bump = f"UPDATE {s}.kv_version SET version = version + 1 RETURNING version"
         self.read = (
             "SELECT r.i, d.key, d.value, d.encoding, d.version "
@@ -65,55 +70,60 @@ class Tables:
         )
         self.next_expiry = f"SELECT min(expire_at_ms) FROM {s}.kv_data"
         self.sweep = f"DELETE FROM {s}.kv_data WHERE expire_at_ms <= $1 RETURNING key"
+        self.forget_batches = f"DELETE FROM {s}.kv_batches WHERE created_at_ms < $1"
 
 
-async def atomic_write(
+def batch_arguments(tables: Tables, batch: Sequence[AtomicWrite], now: int) -> list[object]:
+    """The arguments of one ``kv_write_batch`` call, with a fresh idempotency token: pass the
+    same list to every attempt of the batch, so that it applies at most once."""
+    return [secrets.randbits(63), *_arguments(tables, batch, now)]
+
+
+async def write_batch(
     con: asyncpg.Connection,
     tables: Tables,
-    write: AtomicWrite,
-    now: int,
+    args: list[object],
     extra: Extra | None = None,
-) -> bytes | None:
-    """Apply ``write`` with one call of the schema's ``kv_write`` function (in one transaction
-    with ``extra``, if given); its versionstamp, or ``None`` if a check failed.
-
-    Raises ``KvTypeError`` for sum/min/max on a non-U64 value (nothing is applied) and
-    ``CommitUncertain`` if the connection broke after the write was sent.
-    """
-    args = _arguments(tables, write, now)
-    try:
-        if extra is None:
-            version = await _call(con, tables.write, args)
-        else:
-            async with con.transaction():
-                version = await _call(con, tables.write, args)
-                if version is not None:
-                    await extra(con)
-    except asyncpg.PostgresError as exc:
-        if exc.sqlstate == _TYPE_ERROR:
-            raise KvTypeError(str(exc.args[0]) if exc.args else str(exc)) from None
-        raise
-    return None if version is None else versionstamp_from_version(version)
+) -> list[Outcome]:
+    """Apply a batch of writes (``batch_arguments``) in order, in one transaction (with
+    ``extra``, if given); the outcome of each. Safe to retry with the same ``args``."""
+    if extra is None:
+        results = await _call(con, tables.write, args)
+    else:
+        async with con.transaction():
+            results = await _call(con, tables.write, args)
+            await extra(con)
+    return [_outcome(result) for result in results]
 
 
-async def _call(con: asyncpg.Connection, sql: str, args: list[object]) -> int | None:
-    if con.is_closed():  # nothing sent yet: safe to retry elsewhere
-        raise asyncpg.exceptions.InterfaceError("connection is closed")
-    try:
-        version: int | None = await con.fetchval(sql, *args)
-    except (asyncpg.exceptions.ConnectionDoesNotExistError, OSError) as exc:
-        raise CommitUncertain from exc
-    return version
+def _outcome(result: int | None) -> Outcome:
+    if result is None:
+        return None
+    if result < 0:
+        kind = _U64_NAMES[result]
+        return KvTypeError(
+            f"Failed to perform '{kind}' mutation on a non-U64 value in the database"
+        )
+    return versionstamp_from_version(result)
 
 
-def _arguments(tables: Tables, write: AtomicWrite, now: int) -> list[object]:
-    m = write.mutations
-    q = write.enqueues
+async def _call(con: asyncpg.Connection, sql: str, args: list[object]) -> list[int | None]:
+    results: list[int | None] = await con.fetchval(sql, *args)
+    return results
+
+
+def _arguments(tables: Tables, batch: Sequence[AtomicWrite], now: int) -> list[object]:
+    checks = [c for w in batch for c in w.checks]
+    m = [x for w in batch for x in w.mutations]
+    q = [e for w in batch for e in w.enqueues]
     return [
         now,
         tables.channel,
-        [c.key for c in write.checks],
-        [_version_of(c.versionstamp) for c in write.checks],
+        list(accumulate(len(w.checks) for w in batch)),
+        list(accumulate(len(w.mutations) for w in batch)),
+        list(accumulate(len(w.enqueues) for w in batch)),
+        [c.key for c in checks],
+        [_version_of(c.versionstamp) for c in checks],
         [_KINDS[x.kind] for x in m],
         [x.key for x in m],
         [x.value.data if x.value else None for x in m],
