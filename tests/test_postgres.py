@@ -338,3 +338,25 @@ async def test_a_retried_batch_applies_once(postgres_server: Any) -> None:
     assert first == again and other != first
     assert (await kv.get(["n"])).value == kvshim.KvU64(2)
     await kv.close()
+
+
+async def test_concurrent_writes_keep_their_own_outcomes(
+    postgres_server: Any, clients: Any
+) -> None:
+    """Writes issued together share a transaction; a failing one undoes only itself."""
+    kv = await clients(postgres_server.url())
+    await kv.set(["s"], "text")
+    results = await asyncio.gather(
+        kv.atomic().set(["a"], 1).commit(),
+        kv.atomic().set(["x"], 1).sum(["s"], 1).commit(),
+        kv.atomic().check(kvshim.AtomicCheck(["s"], None)).set(["y"], 1).commit(),
+        kv.atomic().set(["b"], 2).enqueue("m").commit(),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], kvshim.KvTypeError)
+    assert "non-U64" in str(results[1])
+    assert not results[2].ok
+    stamps = [results[0].versionstamp, results[3].versionstamp]
+    assert int(stamps[1], 16) == int(stamps[0], 16) + (1 << 16)
+    found = await kv.get_many([["a"], ["b"], ["x"], ["y"], ["s"]])
+    assert [e.value for e in found] == [1, 2, None, None, "text"]

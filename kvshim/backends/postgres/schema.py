@@ -149,6 +149,15 @@ _WRITE_FUNCTION = r"""
         -- Several writes in one transaction: one COMMIT (one WAL flush) for all of them.
         -- Each write is its own subtransaction, so a failing sum/min/max (SQLSTATE KV004,
         -- KV005, KV006) undoes that write only and is reported as minus its mutation kind.
+        IF array_length(c_end, 1) = 1 THEN
+            -- A lone write needs no subtransaction: its error aborts the whole statement.
+            results := ARRAY[{s}.kv_write(p_now, p_channel, c_keys, c_versions, m_kinds,
+                m_keys, m_values, m_encodings, m_expires, q_payloads, q_deadlines, q_keys,
+                q_backoffs)];
+            INSERT INTO {s}.kv_batches (token, results, created_at_ms)
+            VALUES (p_token, results, p_now);
+            RETURN results;
+        END IF;
         FOR w IN 1 .. coalesce(array_length(c_end, 1), 0) LOOP
             BEGIN
                 results := array_append(results, {s}.kv_write(p_now, p_channel,

@@ -108,8 +108,17 @@ def _outcome(result: int | None) -> Outcome:
 
 
 async def _call(con: asyncpg.Connection, sql: str, args: list[object]) -> list[int | None]:
-    results: list[int | None] = await con.fetchval(sql, *args)
+    try:
+        results: list[int | None] = await con.fetchval(sql, *args)
+    except asyncpg.PostgresError as exc:
+        code = _U64_ERRORS.get(exc.sqlstate or "")
+        if code is None:
+            raise
+        return [code]  # a lone write's sum/min/max failed and aborted the statement
     return results
+
+
+_U64_ERRORS = {"KV004": -4, "KV005": -5, "KV006": -6}
 
 
 def _arguments(tables: Tables, batch: Sequence[AtomicWrite], now: int) -> list[object]:
