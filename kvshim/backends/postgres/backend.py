@@ -48,7 +48,7 @@ class PostgresBackend:
     Reads and writes go through an asyncpg pool; a separate LISTEN connection hears every
     client's writes (watch, queue wake-ups, expiry times); a background task deletes expired
     entries when the earliest one is due. Any number of handles, in any number of processes,
-    may open the same database: every write is serialised by the version counter (see
+    may open the same database: every write is serialised by the write lock (see
     ``writes``), queue messages are leased with ``FOR UPDATE SKIP LOCKED`` (see ``queue``), and
     concurrent sweeps are harmless because each deletes only what is expired under the lock.
     """
@@ -237,9 +237,10 @@ class PostgresBackend:
         transaction = con.transaction()
         await transaction.start()
         try:
-            await con.fetchval(self._sql.bump)  # the write lock: a sweep is a write
+            await con.execute(self._sql.lock)  # a sweep is a write
             keys = [row["key"] for row in await con.fetch(self._sql.sweep, now)]
             if keys:
+                await con.fetchval(self._sql.bump)
                 text = payload(keys, queue=False, expiry=False)
                 await con.execute("SELECT pg_notify($1, $2)", self._config.channel, text)
         except BaseException:
@@ -248,7 +249,7 @@ class PostgresBackend:
             raise
         if keys:
             await transaction.commit()
-        else:  # another client swept first: consume no version
+        else:  # another client swept first
             await transaction.rollback()
         result: int | None = await con.fetchval(self._sql.next_expiry)
         return result

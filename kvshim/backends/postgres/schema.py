@@ -39,7 +39,7 @@ _WRITE_FUNCTION = r"""
         keys_text text;
     BEGIN
         -- The write lock: every data-changing transaction takes it first (see writes.py).
-        SELECT version INTO v FROM {s}.kv_version FOR UPDATE;
+        PERFORM pg_advisory_xact_lock(hashtext('kvshim.write.{s}'));
         FOR i IN 1 .. coalesce(array_length(c_keys, 1), 0) LOOP
             SELECT version INTO found_version FROM {s}.kv_data
              WHERE key = c_keys[i] AND (expire_at_ms IS NULL OR expire_at_ms > p_now);
@@ -50,8 +50,7 @@ _WRITE_FUNCTION = r"""
                 RETURN NULL;
             END IF;
         END LOOP;
-        v := v + 1;
-        UPDATE {s}.kv_version SET version = v;
+        v := nextval('{s}.kv_version');
         FOR i IN 1 .. coalesce(array_length(m_kinds, 1), 0) LOOP
             k := m_keys[i];
             val := m_values[i];
@@ -140,7 +139,7 @@ _WRITE_FUNCTION = r"""
         -- A retry of a batch that did commit (the connection broke before the client heard)
         -- gets the stored outcome instead of applying the writes twice. Looked up under the
         -- write lock, so a first attempt still running has finished by then.
-        PERFORM 1 FROM {s}.kv_version FOR UPDATE;
+        PERFORM pg_advisory_xact_lock(hashtext('kvshim.write.{s}'));
         SELECT b.results INTO results FROM {s}.kv_batches AS b WHERE b.token = p_token;
         IF FOUND THEN
             RETURN results;
@@ -183,13 +182,9 @@ _WRITE_FUNCTION = r"""
 """
 
 MIGRATIONS: tuple[str, ...] = (
-    # 1: entries, the single-row version counter, the queue, and the write function.
+    # 1: entries, the version sequence, the queue, and the write functions.
     """
-    CREATE TABLE {s}.kv_version (
-        id boolean PRIMARY KEY DEFAULT true CHECK (id),
-        version bigint NOT NULL
-    );
-    INSERT INTO {s}.kv_version (id, version) VALUES (true, 0);
+    CREATE SEQUENCE {s}.kv_version AS bigint;
     CREATE TABLE {s}.kv_data (
         key bytea PRIMARY KEY,
         value bytea NOT NULL,

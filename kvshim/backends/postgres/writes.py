@@ -1,23 +1,29 @@
-"""Atomic writes: one call of the schema's ``kv_write`` function, serialised by a row lock.
+"""Atomic writes: one statement per batch of writes, serialised by the database's write lock.
 
 A batch of writes is a single statement, ``SELECT kv_write_batch(...)`` (PL/pgSQL, defined in
 ``schema``), which calls ``kv_write`` once per write: one round trip, and the lock is held only
-while the server works. Why versionstamps are
-strictly increasing across every client and never seen out of order: ``kv_write`` (and every
-other data-changing transaction: expiry sweeps, dead letters) first locks the single row of
-``kv_version`` (``SELECT ... FOR UPDATE``) and keeps the lock until COMMIT. Only one such
-transaction runs between taking that lock and committing at a time, so
+while the server works.
 
-- each reads the counter after the previous holder committed (READ COMMITTED returns the newest
-  row version once the lock is granted) and writes exactly the next number;
-- its checks and sum/min/max run after the lock is granted, each in a fresh snapshot (statements
-  of a VOLATILE function take new snapshots) that contains every earlier commit, so they see the
-  latest state: the writes are serializable;
-- commits become visible in version order, so no reader sees version N+1 without N;
-- a failed check returns before the counter changes, and an error (sum on a non-U64 value)
-  aborts the statement, so nothing of the write stays; the counter is a durable row committed
-  together with the data, so crashes and restarts cannot move it back, and migrations only
-  ever create it.
+Why versionstamps are strictly increasing across every client and never seen out of order:
+``kv_write`` (and every other data-changing transaction: expiry sweeps, dead letters) first
+takes the schema's transaction-level advisory lock and keeps it until COMMIT, and only then
+draws its version from the ``kv_version`` sequence. Only one such transaction runs between
+taking the lock and committing at a time, and PostgreSQL releases a transaction's locks only
+after its commit is visible, so
+
+- versions are drawn in lock order, which is commit order: a reader never sees version N+1
+  without N, and a later writer always gets a larger number;
+- checks and sum/min/max run after the lock is granted, each in a fresh snapshot (statements
+  of a VOLATILE function take new snapshots) that contains every earlier commit, so they see
+  the latest state: the writes are serializable;
+- a failed check returns before drawing a version; an error (sum on a non-U64 value) undoes
+  the write (its drawn number stays unused, as Deno's local backend also burns one there);
+- a sequence never goes backwards, not even after a crash (it is WAL-logged ahead of use),
+  and migrations only ever create it.
+
+A lock plus a sequence, rather than a single counter row updated by every write, because
+waiting writers hold snapshots that keep the counter's dead row versions from being pruned:
+under contention from several processes every write had to walk an ever longer chain.
 """
 
 from __future__ import annotations
@@ -56,7 +62,8 @@ class Tables:
         live = "(expire_at_ms IS NULL OR expire_at_ms > $2)"
         params = ", ".join(f"${n}" for n in range(1, 18))
         self.write = f"SELECT {s}.kv_write_batch({params})"
-        self.bump = f"UPDATE {s}.kv_version SET version = version + 1 RETURNING version"
+        self.lock = f"SELECT pg_advisory_xact_lock(hashtext('kvshim.write.{s}'))"
+        self.bump = f"SELECT nextval('{s}.kv_version')"
         self.read = (
             "SELECT r.i, d.key, d.value, d.encoding, d.version "
             "FROM unnest($1::bytea[], $3::bytea[], $4::int4[], $5::bool[]) "
