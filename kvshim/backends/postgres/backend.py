@@ -284,7 +284,12 @@ async def open_postgres(config: PgConfig) -> PostgresBackend:
 
     async def connect() -> asyncpg.Pool:
         return await asyncpg.create_pool(
-            config.dsn, min_size=1, max_size=config.pool_size, timeout=10
+            config.dsn,
+            min_size=1,
+            max_size=config.pool_size,
+            timeout=10,
+            # kv_write's checks rely on a fresh snapshot per statement (see writes.py)
+            server_settings={"default_transaction_isolation": "read committed"},
         )
 
     try:
