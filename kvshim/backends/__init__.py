@@ -59,4 +59,4 @@ async def _open_postgres(url: str) -> Backend:
         raise BackendError(
             f"PostgreSQL support needs asyncpg: pip install 'kvshim[postgres]' ({exc})"
         ) from exc
-    return await postgres.open(url)
+    return await postgres.open_url(url)

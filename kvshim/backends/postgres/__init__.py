@@ -21,9 +21,9 @@ from __future__ import annotations
 from kvshim.backends.postgres.backend import PostgresBackend, open_postgres
 from kvshim.backends.postgres.config import PgConfig, parse_url
 
-__all__ = ["PgConfig", "PostgresBackend", "open", "open_postgres", "parse_url"]
+__all__ = ["PgConfig", "PostgresBackend", "open_postgres", "open_url", "parse_url"]
 
 
-async def open(url: str) -> PostgresBackend:  # noqa: A001 - module-level verb, like io.open
+async def open_url(url: str) -> PostgresBackend:
     """Open the KV database that the ``postgres(ql)://`` ``url`` names."""
     return await open_postgres(parse_url(url))

@@ -25,7 +25,6 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash recovery
     asyncpg.exceptions.CannotConnectNowError,  # the server is starting up
-    asyncpg.exceptions.InternalClientError,
     asyncpg.exceptions.InterfaceError,  # "connection is closed"
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,

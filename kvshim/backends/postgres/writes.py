@@ -75,6 +75,12 @@ class Tables:
             f"WHERE r.rev AND key >= r.s AND key < r.e AND {live} ORDER BY key DESC LIMIT r.l)"
             ") AS d"
         )
+        one = (
+            f"SELECT 1 AS i, key, value, encoding, version FROM {s}.kv_data "
+            f"WHERE key >= $1 AND key < $3 AND {live} ORDER BY key {{}} LIMIT $4"
+        )
+        self.read_one = one.format("ASC")
+        self.read_one_reverse = one.format("DESC")
         self.next_expiry = f"SELECT min(expire_at_ms) FROM {s}.kv_data"
         self.sweep = f"DELETE FROM {s}.kv_data WHERE expire_at_ms <= $1 RETURNING key"
         self.forget_batches = f"DELETE FROM {s}.kv_batches WHERE created_at_ms < $1"
