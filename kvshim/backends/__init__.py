@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from kvshim.backends import memory, sqlite
 from kvshim.backends.base import Backend, QueueMessage
 from kvshim.backends.memory import MemoryBackend
-from kvshim.errors import KvTypeError, KvValueError
+from kvshim.errors import BackendError, KvTypeError, KvValueError
 
 __all__ = ["Backend", "QueueMessage", "open_backend"]
 
@@ -41,6 +41,8 @@ async def open_backend(url: str, environ: Mapping[str, str]) -> Backend:
         from kvshim.backends.remote import RemoteBackend
 
         return await RemoteBackend.open(url, environ)
+    if scheme in ("postgres", "postgresql"):
+        return await _open_postgres(url)
     raise KvValueError(f"Unsupported database URL scheme '{scheme}://' in {url!r}")
 
 
@@ -52,3 +54,13 @@ async def _open_sqlite(path: str) -> Backend:
     if path.startswith(":"):
         raise KvTypeError("Filename cannot start with ':' unless prefixed with './'")
     return await sqlite.open_sqlite(path)
+
+
+async def _open_postgres(url: str) -> Backend:
+    try:
+        from kvshim.backends import postgres
+    except ImportError as exc:  # asyncpg is an optional dependency
+        raise BackendError(
+            f"PostgreSQL support needs asyncpg: pip install 'kvshim[postgres]' ({exc})"
+        ) from exc
+    return await postgres.open_url(url)
