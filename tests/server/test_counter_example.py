@@ -12,9 +12,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from test_deno_client import find_deno
 
 import kvshim
+from kvshim.runtime.deno import locate_deno
 
 EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "counter.ts"
 
@@ -41,7 +41,7 @@ async def wait_for_http(url: str, process: subprocess.Popen[bytes]) -> None:
 async def test_counter_example_shares_data_with_python(
     kv_connect_server: Any, tmp_path: Path
 ) -> None:
-    binary = find_deno()
+    binary = locate_deno()
     if binary is None:
         pytest.skip("the deno binary is not installed (pip install deno)")
     database = f"{kv_connect_server.url}/counter{uuid.uuid4().hex[:8]}"

@@ -11,8 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_deno_client import find_deno
 
+from kvshim.runtime.deno import locate_deno
 from kvshim.server import DatabaseService
 
 TOKEN = "tls-token"
@@ -67,7 +67,7 @@ async def test_tls_offers_h2_and_serves_deno(
     ) as service:
         assert service.url.startswith("https://")
         assert await asyncio.to_thread(alpn_protocol, service.url, ca) == "h2"
-        binary = find_deno()
+        binary = locate_deno()
         if binary is None:
             pytest.skip("the deno binary is not installed (pip install deno)")
         script = tmp_path / "tls.ts"
