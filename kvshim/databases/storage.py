@@ -5,7 +5,11 @@ An instance's location is one of:
 - a folder: one SQLite file per timeline database, ``<folder>/<database>.sqlite3``;
 - ``memory:``: process-wide in-memory databases ``memory:kvshim/<instance>/<database>`` (for
   tests and experiments: they vanish when the process exits);
-- ``http(s)://HOST:PORT``: a ``kvshim serve`` server, each database at ``<url>/<database>``.
+- ``http(s)://HOST:PORT``: a ``kvshim serve`` server, each database at ``<url>/<database>``;
+- ``postgres(ql)://USER@HOST/DB``: one PostgreSQL database, each timeline database in its own
+  schema named after it (``kvshim.backends.pg_location.schema_for``: ``shop--fix-x`` →
+  ``kv_shop__fix_x``), opened as ``<location>?schema=<schema>``. Deleting a
+  timeline database drops its schema.
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from kvshim.backends import Backend, open_backend
+from kvshim.backends import Backend, open_backend, pg_location
 from kvshim.backends.raw import count_entries, delete_all
 from kvshim.databases.registry import Instance
 from kvshim.errors import BackendError, KvValueError
 
-LocationKind = Literal["folder", "memory", "server"]
+LocationKind = Literal["folder", "memory", "server", "postgres"]
 SQLITE_SUFFIX = ".sqlite3"
 _SIDE_FILES = ("-wal", "-shm", "-journal")
 
@@ -31,19 +35,24 @@ def location_kind(location: str) -> LocationKind:
         return "memory"
     if location.startswith(("http://", "https://")):
         return "server"
+    if pg_location.is_postgres_url(location):
+        return "postgres"
     if "://" in location:
         scheme = location.split("://", 1)[0]
         raise KvValueError(
-            f"Unsupported location {location!r}: '{scheme}://' is not supported yet; use a "
-            "folder or an http(s):// kvshim serve URL"
+            f"Unsupported location {location!r}: '{scheme}://' is not supported; use a "
+            "folder, memory:, an http(s):// kvshim serve URL or a postgresql:// URL"
         )
     return "folder"
 
 
 def normalise_location(location: str) -> str:
     """A folder as an absolute path; URLs as given (without a trailing slash)."""
-    if location_kind(location) == "folder":
+    kind = location_kind(location)
+    if kind == "folder":
         return str(Path(location).expanduser().absolute())
+    if kind == "postgres":
+        return pg_location.check_location(location)
     return location.rstrip("/") if location != "memory:" else location
 
 
@@ -54,6 +63,8 @@ def database_url(instance: Instance, name: str) -> str:
         return str(Path(instance.location) / f"{name}{SQLITE_SUFFIX}")
     if kind == "memory":
         return f"memory:kvshim/{instance.name}/{name}"
+    if kind == "postgres":
+        return pg_location.database_url(instance.location, name)
     return f"{instance.location}/{name}"
 
 
@@ -79,6 +90,8 @@ async def create(
                 f"The database file {path} is missing; restore it from a backup with "
                 f"`kvshim db restore {instance.name} --timeline T FILE`"
             )
+    if existed and location_kind(instance.location) == "postgres":
+        await _check_schema(instance, name)
     backend = await _open(instance, name, environ)
     await backend.close()
 
@@ -88,6 +101,8 @@ async def probe(instance: Instance, name: str, environ: Mapping[str, str]) -> tu
     path = file_of(instance, name)
     if path is not None and not path.exists():
         raise BackendError(f"The database file {path} is missing")
+    if location_kind(instance.location) == "postgres":
+        await _check_schema(instance, name)
     backend = await _open(instance, name, environ)
     try:
         return await count_entries(backend)
@@ -101,6 +116,9 @@ async def remove(instance: Instance, name: str, environ: Mapping[str, str]) -> N
     if path is not None:
         for candidate in (path, *(Path(f"{path}{suffix}") for suffix in _SIDE_FILES)):
             candidate.unlink(missing_ok=True)
+        return
+    if location_kind(instance.location) == "postgres":
+        await _drop_schema(database_url(instance, name))
         return
     backend = await _open(instance, name, environ)
     try:
@@ -121,6 +139,29 @@ async def open_database(instance: Instance, name: str, environ: Mapping[str, str
 
 async def _open(instance: Instance, name: str, environ: Mapping[str, str]) -> Backend:
     return await open_backend(database_url(instance, name), environ)
+
+
+async def _check_schema(instance: Instance, name: str) -> None:
+    """Refuse to (re)create a recorded database whose schema is gone, as for a missing file."""
+    url = database_url(instance, name)
+    if not await _schema_exists(url):
+        schema = pg_location.schema_for(name)
+        raise BackendError(
+            f"The PostgreSQL schema {schema!r} of database {name!r} is missing; restore it "
+            f"from a backup with `kvshim db restore {instance.name} --timeline T FILE`"
+        )
+
+
+async def _schema_exists(url: str) -> bool:
+    from kvshim.backends.postgres import admin  # only postgres locations need asyncpg
+
+    return await admin.exists(url)
+
+
+async def _drop_schema(url: str) -> None:
+    from kvshim.backends.postgres import admin
+
+    await admin.drop(url)
 
 
 def make_folder(location: str) -> None:

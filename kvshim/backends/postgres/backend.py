@@ -27,6 +27,7 @@ from kvshim.model import (
     MutationKind,
     RawEntry,
     ReadRange,
+    StoredEntry,
     ValueEncoding,
     versionstamp_from_version,
 )
@@ -121,6 +122,49 @@ class PostgresBackend:
     async def _write_batch(self, batch: list[AtomicWrite]) -> list[writes.Outcome]:
         args = writes.batch_arguments(self._sql, batch, self._clock())
         return await self._run("write", lambda con: writes.write_batch(con, self._sql, args))
+
+    # --- raw access (backup, restore, copy) ---------------------------------------------
+
+    async def export_entries(self, start: bytes, end: bytes, limit: int) -> list[StoredEntry]:
+        """Live entries in ``[start, end)`` with their versionstamps and expiry
+        (``RawAccess``)."""
+        args = (start, self._clock(), end, limit)
+        rows = await self._run("export", lambda con: con.fetch(self._sql.export, *args))
+        return [
+            StoredEntry(
+                row["key"],
+                EncodedValue(row["value"], row["encoding"]),
+                versionstamp_from_version(row["version"]),
+                row["expire_at_ms"],
+            )
+            for row in rows
+        ]
+
+    async def import_entries(self, entries: Sequence[StoredEntry]) -> None:
+        """Store ``entries`` exactly, in one transaction under the write lock, and raise the
+        version sequence past the largest imported version (``RawAccess``). As with Deno's
+        local backends, a versionstamp is the version in its first 8 bytes (the last two are
+        taken as 0)."""
+        if not entries:
+            return
+        columns = (
+            [e.key for e in entries],
+            [e.value.data for e in entries],
+            [int(e.value.encoding) for e in entries],
+            [int.from_bytes(e.versionstamp[:8], "big") for e in entries],
+            [e.expire_at_ms for e in entries],
+        )
+        expiry = any(e.expire_at_ms is not None for e in entries)
+        text = payload([e.key for e in entries], queue=False, expiry=expiry)
+
+        async def store(con: asyncpg.Connection) -> None:
+            async with con.transaction():
+                await con.execute(self._sql.lock)
+                await con.execute(self._sql.import_rows, *columns)
+                await con.execute(self._sql.raise_version, max(columns[3]))
+                await con.execute("SELECT pg_notify($1, $2)", self._config.channel, text)
+
+        await self._run("import", store)
 
     def watch(self, keys: Sequence[bytes]) -> AsyncGenerator[list[RawEntry | None], None]:
         """The entries of ``keys`` now and after every change any client makes to them."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -11,6 +12,8 @@ from kvshim.errors import KvValueError
 DEFAULT_SCHEMA = "kvshim"
 DEFAULT_LEASE_MS = 5000
 DEFAULT_POOL_SIZE = 10
+MAX_IDENTIFIER_BYTES = 63
+"""PostgreSQL's limit (NAMEDATALEN - 1) on identifiers and LISTEN/NOTIFY channel names."""
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -32,8 +35,14 @@ class PgConfig:
 
     @property
     def channel(self) -> str:
-        """The LISTEN/NOTIFY channel of this KV database."""
-        return f"kvshim.{self.schema}"
+        """The LISTEN/NOTIFY channel of this KV database: ``kvshim.<schema>``, or for a schema
+        too long for that (channel names are at most 63 bytes, like identifiers) its first 47
+        bytes, ``.`` and 8 hex digits of the SHA-256 of the whole schema name."""
+        channel = f"kvshim.{self.schema}"
+        if len(channel) <= MAX_IDENTIFIER_BYTES:
+            return channel
+        digest = hashlib.sha256(self.schema.encode()).hexdigest()[:8]
+        return f"kvshim.{self.schema[:47]}.{digest}"
 
     @property
     def redacted(self) -> str:

@@ -84,6 +84,24 @@ class Tables:
         self.next_expiry = f"SELECT min(expire_at_ms) FROM {s}.kv_data"
         self.sweep = f"DELETE FROM {s}.kv_data WHERE expire_at_ms <= $1 RETURNING key"
         self.forget_batches = f"DELETE FROM {s}.kv_batches WHERE created_at_ms < $1"
+        self.export = (
+            f"SELECT key, value, encoding, version, expire_at_ms FROM {s}.kv_data "
+            f"WHERE key >= $1 AND key < $3 AND {live} ORDER BY key LIMIT $4"
+        )
+        self.import_rows = (
+            f"INSERT INTO {s}.kv_data (key, value, encoding, version, expire_at_ms) "
+            "SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::int2[], $4::int8[], $5::int8[]) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+            "encoding = excluded.encoding, version = excluded.version, "
+            "expire_at_ms = excluded.expire_at_ms"
+        )
+        # setval outside a transaction's control is fine here: it only ever raises the
+        # sequence (GREATEST), and it runs under the write lock, so no nextval interleaves.
+        self.raise_version = (
+            f"SELECT setval('{s}.kv_version', "
+            f"GREATEST($1::int8, (SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
+            f"FROM {s}.kv_version), 1))"
+        )
 
 
 def batch_arguments(tables: Tables, batch: Sequence[AtomicWrite], now: int) -> list[object]:
