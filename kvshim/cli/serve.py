@@ -28,7 +28,8 @@ def _parse_db(values: tuple[str, ...]) -> dict[str, str]:
     "--data",
     "data_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder holding one SQLite file per database (<name>.sqlite3) and tokens.json.",
+    help="Folder holding one SQLite file per database (<name>.sqlite3) and tokens.json "
+    "(only tokens.json with --memory or --postgres).",
 )
 @click.option(
     "--memory",
@@ -36,11 +37,18 @@ def _parse_db(values: tuple[str, ...]) -> dict[str, str]:
     help="Keep databases created on first use in memory instead of in --data.",
 )
 @click.option(
+    "--postgres",
+    metavar="URL",
+    help="Keep databases in this PostgreSQL database (postgresql://user@host/db), one schema "
+    "each, named after the database (see kvshim.backends.pg_location); created on first use.",
+)
+@click.option(
     "--db",
     "dbs",
     multiple=True,
     metavar="NAME=URL",
-    help="Serve the database at URL (memory:X, a SQLite path…) as NAME. Repeatable.",
+    help="Serve the database at URL (memory:X, a SQLite path, postgresql://…?schema=S…) as "
+    "NAME. Repeatable.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=4512, show_default=True, type=click.IntRange(0, 65535))
@@ -55,6 +63,7 @@ def _parse_db(values: tuple[str, ...]) -> dict[str, str]:
 def serve_command(
     data_dir: Path | None,
     memory: bool,
+    postgres: str | None,
     dbs: tuple[str, ...],
     host: str,
     port: int,
@@ -69,8 +78,12 @@ def serve_command(
     """
     from kvshim.server import DatabaseService, serve
 
-    if data_dir is None and not memory and not dbs:
-        raise click.UsageError("give --data DIR, --memory or at least one --db NAME=URL")
+    if data_dir is None and not memory and postgres is None and not dbs:
+        raise click.UsageError(
+            "give --data DIR, --memory, --postgres URL or at least one --db NAME=URL"
+        )
+    if memory and postgres is not None:
+        raise click.UsageError("--memory and --postgres exclude each other")
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     _configure_logging(verbose)
@@ -78,6 +91,7 @@ def serve_command(
         service = DatabaseService(
             data_dir=data_dir,
             memory=memory,
+            postgres=postgres,
             databases=_parse_db(dbs),
             access_token=access_token,
             host=host,

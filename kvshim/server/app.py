@@ -162,7 +162,7 @@ class KvConnectApp:
         )
         if not server_wide and not await asyncio.to_thread(self._database_token, token, name):
             raise HttpError(401, "Invalid access token.")
-        if not self.databases.exists(name):
+        if not await self.databases.exists(name):
             # Only the server-wide token may create a database; a database token never does.
             if not (server_wide and self.databases.can_create(name)):
                 raise HttpError(404, f"Database {name!r} does not exist.")

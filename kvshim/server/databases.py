@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
-from kvshim.backends import Backend, open_backend
+from kvshim.backends import Backend, open_backend, pg_location
 from kvshim.errors import KvValueError
 from kvshim.server.names import check_name
 
@@ -24,7 +24,9 @@ class Databases:
     """Name -> backend, for one server.
 
     A name resolves, in order, to an explicitly configured URL (``fixed``), a process-wide
-    named in-memory database (when ``memory``), or ``<data_dir>/<name>.sqlite3``. Each is
+    named in-memory database (when ``memory``), a schema of the PostgreSQL database
+    ``postgres`` (``<postgres>?schema=<schema_for(name)>``, see ``kvshim.backends.pg_location``),
+    or ``<data_dir>/<name>.sqlite3``. Each is
     opened through ``open_backend`` on first use and closed after ``idle_close`` seconds
     without a request or watch (or at ``close``), so a server hosting many databases keeps
     only the busy ones open.
@@ -35,6 +37,7 @@ class Databases:
         *,
         data_dir: Path | None = None,
         memory: bool = False,
+        postgres: str | None = None,
         fixed: Mapping[str, str] | None = None,
         environ: Mapping[str, str] | None = None,
         idle_close: float = IDLE_CLOSE_SECONDS,
@@ -46,6 +49,7 @@ class Databases:
         self._sweeper: asyncio.Task[None] | None = None
         self._known: set[str] = set()
         self.memory = memory
+        self.postgres = pg_location.check_location(postgres) if postgres is not None else None
         self.fixed = dict(fixed or {})
         self._environ: Mapping[str, str] = dict(environ or {})
         self._memory_prefix = f"kvshim-serve-{uuid.uuid4().hex}"
@@ -64,19 +68,27 @@ class Databases:
             return self.fixed[name]
         if self.memory:
             return f"memory:{self._memory_prefix}/{name}"
+        if self.postgres is not None:
+            return pg_location.database_url(self.postgres, name)
         if self.data_dir is not None:
             return str(self.data_dir / f"{name}{SQLITE_SUFFIX}")
         return None
 
-    def exists(self, name: str) -> bool:
-        """Whether ``name`` is already a database (opened, configured or on disk)."""
+    async def exists(self, name: str) -> bool:
+        """Whether ``name`` is already a database (opened, configured, on disk or a schema in
+        PostgreSQL)."""
         if name in self._known or name in self.fixed:
             return True
-        return (
-            not self.memory
-            and self.data_dir is not None
-            and (self.data_dir / f"{name}{SQLITE_SUFFIX}").exists()
-        )
+        if self.memory:
+            return False
+        if self.postgres is not None:
+            from kvshim.backends.postgres import admin  # asyncpg only when serving PostgreSQL
+
+            found = await admin.exists(pg_location.database_url(self.postgres, name))
+            if found:
+                self._known.add(name)
+            return found
+        return self.data_dir is not None and (self.data_dir / f"{name}{SQLITE_SUFFIX}").exists()
 
     def can_create(self, name: str) -> bool:
         """Whether a new database called ``name`` can be made here."""
@@ -88,7 +100,7 @@ class Databases:
         if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
             url = self.url_for(name)
             assert url is not None, "check can_create() first"
-            if self.data_dir is not None and not self.memory:
+            if self.data_dir is not None and not self.memory and self.postgres is None:
                 self.data_dir.mkdir(parents=True, exist_ok=True)
             task = asyncio.ensure_future(open_backend(url, self._environ))
             self._opening[name] = task

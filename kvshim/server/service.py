@@ -18,6 +18,7 @@ from pathlib import Path
 
 from hypercorn.config import Config
 
+from kvshim.errors import KvValueError
 from kvshim.server.app import KvConnectApp, ServerSettings
 from kvshim.server.databases import Databases
 from kvshim.server.names import check_name
@@ -36,6 +37,7 @@ def make_kv_connect_app(
     *,
     data_dir: Path | None = None,
     memory: bool = False,
+    postgres: str | None = None,
     databases: Mapping[str, str] | None = None,
     access_token: str | None = None,
     environ: Mapping[str, str] | None = None,
@@ -43,15 +45,21 @@ def make_kv_connect_app(
 ) -> KvConnectApp:
     """The ASGI app serving databases by name.
 
-    ``databases`` maps names to database URLs (``memory:NAME``, a SQLite path…); other names
-    are in-memory databases when ``memory``, else ``<data_dir>/<name>.sqlite3``.
+    ``databases`` maps names to database URLs (``memory:NAME``, a SQLite path,
+    ``postgresql://...?schema=x``…); other names are in-memory databases when ``memory``,
+    schemas of the PostgreSQL database ``postgres`` (a ``postgresql://`` URL without
+    ``schema``) when given, else ``<data_dir>/<name>.sqlite3``.
     ``access_token`` grants every database and may create new ones. Per-database tokens come
     from ``<data_dir>/tokens.json`` (``TokenRegistry``) and from ``kvshim db token create``
     (the registry in the data home that ``environ`` names).
     """
     for name in databases or {}:
         check_name(name)
-    store = Databases(data_dir=data_dir, memory=memory, fixed=databases, environ=environ)
+    if memory and postgres is not None:
+        raise KvValueError("Choose in-memory or PostgreSQL databases, not both")
+    store = Databases(
+        data_dir=data_dir, memory=memory, postgres=postgres, fixed=databases, environ=environ
+    )
     tokens: list[TokenChecker] = [DatabaseRegistryTokens(environ or {})]
     if data_dir is not None:
         tokens.insert(0, TokenRegistry(data_dir / REGISTRY_FILE))
@@ -67,6 +75,7 @@ class DatabaseService:
         *,
         data_dir: Path | None = None,
         memory: bool = False,
+        postgres: str | None = None,
         databases: Mapping[str, str] | None = None,
         access_token: str | None = None,
         host: str = "127.0.0.1",
@@ -79,6 +88,7 @@ class DatabaseService:
         self.app = make_kv_connect_app(
             data_dir=data_dir,
             memory=memory,
+            postgres=postgres,
             databases=databases,
             access_token=access_token,
             environ=environ,

@@ -83,7 +83,7 @@ def test_errors_have_their_own_exit_codes(cli: Cli, instance_name: str) -> None:
     cli("provision", "Bad Name!", code=1)
     cli("provision", instance_name, "--location", "memory:")
     cli("provision", instance_name, "--location", "memory:", code=5)
-    cli("provision", "pg", "--location", "postgresql://x/y", code=1)
+    cli("provision", "my", "--location", "mysql://x/y", code=1)
     cli("provision-timeline", "--app", "a", "--timeline", "nonsense", code=1)
 
 

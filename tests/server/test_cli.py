@@ -40,7 +40,8 @@ async def test_data_dir_persists_and_logs_no_secrets(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ([], "give --data DIR, --memory or at least one --db NAME=URL"),
+        ([], "give --data DIR, --memory, --postgres URL or at least one --db NAME=URL"),
+        (["--memory", "--postgres", "postgresql://h/d"], "exclude each other"),
         (["--memory", "--db", "novalue"], "expected NAME=URL"),
         (["--db", "../x=memory:x"], "Invalid database name"),
     ],

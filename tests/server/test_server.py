@@ -545,7 +545,7 @@ async def test_idle_databases_are_closed_and_reopened(tmp_path: Path, memory: bo
         if "a" not in databases._opening:
             break
         await asyncio.sleep(0.05)
-    assert "a" not in databases._opening and databases.exists("a")
+    assert "a" not in databases._opening and await databases.exists("a")
     async with databases.use("a") as backend:
         found = await backend.snapshot_read([ReadRange(b"", b"\xff", 10)])
         assert [e.value for e in found[0]] == [value]

@@ -1,0 +1,111 @@
+"""``kvshim serve --postgres``: many databases, each a schema of one PostgreSQL database, served
+to kvshim and to a real Deno over KV Connect."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kv_connect_support import (
+    KvConnectServer,
+    start_kv_connect_server,
+    stop_kv_connect_server,
+)
+
+import kvshim
+from kvshim.backends.pg_location import schema_for
+from kvshim.server import Databases
+from tests.server.test_deno_client import SCRIPT, VALUES, run_deno
+
+
+def fresh_database(postgres_server: Any) -> str:
+    """The URL of a new, empty PostgreSQL database on the session's server."""
+    name = f"srv_{uuid.uuid4().hex[:10]}"
+    postgres_server.psql(f"CREATE DATABASE {name}")
+    dsn: str = postgres_server.dsn
+    return dsn.replace("/postgres?", f"/{name}?", 1)
+
+
+def schemas(postgres_server: Any, location: str) -> set[str]:
+    database = location.split("?")[0].rsplit("/", 1)[1]
+    out = postgres_server.psql(
+        f"\\c {database}\nSELECT nspname FROM pg_namespace WHERE nspname LIKE 'kv\\_%';"
+    )
+    return {line.strip() for line in out.splitlines() if line.strip().startswith("kv_")}
+
+
+@pytest.fixture
+def location(postgres_server: Any) -> str:
+    return fresh_database(postgres_server)
+
+
+@pytest.fixture
+def server(location: str) -> Iterator[KvConnectServer]:
+    started = start_kv_connect_server("--postgres", location)
+    yield started
+    stop_kv_connect_server(started)
+
+
+async def test_each_database_is_a_schema_created_on_first_use(
+    server: KvConnectServer, postgres_server: Any, location: str
+) -> None:
+    environ = {"KVSHIM_ACCESS_TOKEN": server.token}
+    for name in ("shop-production", "Other.DB"):
+        kv = await kvshim.open_kv(f"{server.url}/{name}", environ=environ)
+        try:
+            await kv.set(["name"], name)
+            assert (await kv.get(["name"])).value == name
+        finally:
+            await kv.close()
+    assert schemas(postgres_server, location) == {"kv_shop_production", schema_for("Other.DB")}
+    # the data is in PostgreSQL: a client opening the schema directly sees it
+    direct = await kvshim.open_kv(f"{location}&schema=kv_shop_production")
+    try:
+        assert (await direct.get(["name"])).value == "shop-production"
+    finally:
+        await direct.close()
+
+
+async def test_exists_looks_in_postgres(location: str) -> None:
+    first = Databases(postgres=location)
+    assert not await first.exists("app")
+    async with first.use("app"):
+        pass
+    await first.close()
+    assert await Databases(postgres=location).exists("app")  # a fresh server finds the schema
+    assert not await Databases(postgres=location).exists("other")
+
+
+async def test_a_named_schema_via_db(postgres_server: Any, location: str) -> None:
+    served = start_kv_connect_server("--db", f"main={location}&schema=chosen")
+    try:
+        environ = {"KVSHIM_ACCESS_TOKEN": served.token}
+        kv = await kvshim.open_kv(f"{served.url}/main", environ=environ)
+        try:
+            await kv.set(["k"], 1)
+        finally:
+            await kv.close()
+    finally:
+        stop_kv_connect_server(served)
+    assert "chosen" in postgres_server.psql(
+        f"\\c {location.split('?')[0].rsplit('/', 1)[1]}\nSELECT nspname FROM pg_namespace;"
+    )
+
+
+@pytest.mark.deno
+async def test_deno_client_on_postgres_storage(server: KvConnectServer, tmp_path: Path) -> None:
+    url = f"{server.url}/deno-app"
+    kv = await kvshim.open_kv(url, environ={"KVSHIM_ACCESS_TOKEN": server.token})
+    try:
+        for name, value in VALUES.items():
+            await kv.set(["py", name], value)
+        result = run_deno(SCRIPT, url, server.token, tmp_path)
+        assert result.returncode == 0, result.stderr + result.stdout
+        assert result.stdout.strip().endswith("OK")
+        for name, value in VALUES.items():
+            assert (await kv.get(["deno", name])).value == value, name
+    finally:
+        await kv.close()
