@@ -36,6 +36,20 @@ class EmbeddedServer:
         extra = "".join(f"&{name}={quote(value)}" for name, value in params.items())
         return f"{self.dsn}&schema={schema}{extra}"
 
+    def create_database(self, prefix: str = "db") -> str:
+        """A new, empty PostgreSQL database on this server; its URL (no schema), as a
+        ``kvshim db`` location or ``kvshim serve --postgres`` holding many KV databases."""
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        self.psql(f"CREATE DATABASE {name}")
+        return self.dsn.replace("/postgres?", f"/{name}?", 1)
+
+    def schemas(self, location: str) -> set[str]:
+        """The kvshim-named schemas (``kv_*``) of the PostgreSQL database at ``location``."""
+        database = location.split("?")[0].rsplit("/", 1)[1]
+        query = "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'kv\\_%';"
+        out = self.psql(f"\\c {database}\n{query}")
+        return {line.strip() for line in out.splitlines() if line.strip().startswith("kv_")}
+
     def psql(self, sql: str) -> str:
         """Run ``sql`` as the superuser."""
         return str(self._server.psql(sql))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +19,8 @@ from tests.databases.support import ALL_ENCODINGS, encodings, entries, fill
 
 @pytest.fixture
 def location(postgres_server: Any) -> str:
-    """A fresh, empty PostgreSQL database on the session's server (instances at one location
-    share its schemas, so each test gets its own)."""
-    name = f"loc_{uuid.uuid4().hex[:10]}"
-    postgres_server.psql(f"CREATE DATABASE {name}")
-    dsn: str = postgres_server.dsn
-    return dsn.replace("/postgres?", f"/{name}?", 1)
-
-
-def schemas(postgres_server: Any, location: str) -> set[str]:
-    """The kvshim schemas (``kv_*``) of the PostgreSQL database at ``location``."""
-    database = location.split("?")[0].rsplit("/", 1)[1]
-    out = postgres_server.psql(
-        f"\\c {database}\nSELECT nspname FROM pg_namespace WHERE nspname LIKE 'kv\\_%';"
-    )
-    return {line.strip() for line in out.splitlines() if line.strip().startswith("kv_")}
+    """A fresh PostgreSQL database (instances at one location share its schemas)."""
+    return str(postgres_server.create_database("loc"))
 
 
 async def _write(url: str, key: str, value: Any) -> None:
@@ -54,7 +40,7 @@ def test_timeline_databases_are_schemas_with_status_and_delete(
     branch = cli.json("provision-timeline", "--app", "shop", "--timeline", "git-branch/fix/x")
     assert prod["url"].endswith("schema=kv_shop_production")
     assert f"schema={schema_for(branch['name'])}" in branch["url"]
-    assert schemas(postgres_server, location) == {
+    assert postgres_server.schemas(location) == {
         "kv_shop_production",
         schema_for(branch["name"]),
     }
@@ -69,9 +55,9 @@ def test_timeline_databases_are_schemas_with_status_and_delete(
 
     refused = cli("delete", "pg", code=3)
     assert "shop-production" in refused.output
-    assert len(schemas(postgres_server, location)) == 2
+    assert len(postgres_server.schemas(location)) == 2
     cli("delete", "pg", "--yes")
-    assert schemas(postgres_server, location) == set()
+    assert postgres_server.schemas(location) == set()
     cli("status", "pg", code=4)
 
 
@@ -119,7 +105,7 @@ def test_prune_drops_the_schemas_of_deleted_branches(
     for timeline in ("git-branch/main", "git-branch/gone"):
         cli("provision-timeline", "--app", "shop", "--timeline", timeline)
     assert cli.json("prune", "pg", "--app", "shop", "--yes")["databases"] == ["shop--gone"]
-    assert schemas(postgres_server, location) == {schema_for("shop--main")}
+    assert postgres_server.schemas(location) == {schema_for("shop--main")}
 
 
 def test_a_dropped_schema_is_an_error_and_not_recreated_empty(
@@ -134,7 +120,7 @@ def test_a_dropped_schema_is_an_error_and_not_recreated_empty(
     assert status["state"] == "Error"
     assert "kv_shop_production" in status["databases"][0]["error"]
     assert "is missing" in cli("fix", "pg", code=1).output
-    assert schemas(postgres_server, location) == set()
+    assert postgres_server.schemas(location) == set()
 
 
 def test_bad_postgres_locations_are_refused(cli: Cli, location: str) -> None:

@@ -3,7 +3,6 @@ to kvshim and to a real Deno over KV Connect."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,25 +20,10 @@ from kvshim.server import Databases
 from tests.server.test_deno_client import SCRIPT, VALUES, run_deno
 
 
-def fresh_database(postgres_server: Any) -> str:
-    """The URL of a new, empty PostgreSQL database on the session's server."""
-    name = f"srv_{uuid.uuid4().hex[:10]}"
-    postgres_server.psql(f"CREATE DATABASE {name}")
-    dsn: str = postgres_server.dsn
-    return dsn.replace("/postgres?", f"/{name}?", 1)
-
-
-def schemas(postgres_server: Any, location: str) -> set[str]:
-    database = location.split("?")[0].rsplit("/", 1)[1]
-    out = postgres_server.psql(
-        f"\\c {database}\nSELECT nspname FROM pg_namespace WHERE nspname LIKE 'kv\\_%';"
-    )
-    return {line.strip() for line in out.splitlines() if line.strip().startswith("kv_")}
-
-
 @pytest.fixture
 def location(postgres_server: Any) -> str:
-    return fresh_database(postgres_server)
+    """A fresh PostgreSQL database (instances at one location share its schemas)."""
+    return str(postgres_server.create_database("loc"))
 
 
 @pytest.fixture
@@ -60,7 +44,7 @@ async def test_each_database_is_a_schema_created_on_first_use(
             assert (await kv.get(["name"])).value == name
         finally:
             await kv.close()
-    assert schemas(postgres_server, location) == {"kv_shop_production", schema_for("Other.DB")}
+    assert postgres_server.schemas(location) == {"kv_shop_production", schema_for("Other.DB")}
     # the data is in PostgreSQL: a client opening the schema directly sees it
     direct = await kvshim.open_kv(f"{location}&schema=kv_shop_production")
     try:
