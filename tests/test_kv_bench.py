@@ -75,3 +75,23 @@ def test_deno_side_runs_alongside_and_gives_ratios() -> None:
             for r in result["rounds"]
         ]
         assert row["ratio"] == pytest.approx(sum(ratios) / 2)  # the median of two rounds
+
+
+def test_writer_processes_on_postgres(postgres_server: Any) -> None:
+    url = postgres_server.url()
+    result = _run("--no-deno", "--url", url, "--processes", "2")
+    assert all(row["ok"] for row in result["summary"])
+    for round_ in result["rounds"]:
+        for workload in ("sum_concurrent", "set_concurrent"):
+            assert round_["kvshim"][workload]["processes"] == 2
+        assert round_["kvshim"]["sum_concurrent"]["final"] == "64"  # both writers' sums
+
+
+def test_processes_need_a_shared_database() -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--processes", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "--processes needs a database" in done.stderr
