@@ -118,12 +118,13 @@ class Completions:
 
     def close(self) -> None:
         """Stop watching the pipe (call on the loop, after the threads have stopped)."""
-        if self._read_fd >= 0:
-            if not self._loop.is_closed():
-                self._loop.remove_reader(self._read_fd)
+        if self._read_fd < 0:
+            return
+        if not self._loop.is_closed():  # on a closed loop nobody is waiting any more
+            self._loop.remove_reader(self._read_fd)
             self._drain()
-            self._close_pipe()
-            self._read_fd = self._write_fd = -1
+        self._close_pipe()
+        self._read_fd = self._write_fd = -1
 
     def _close_pipe(self) -> None:
         os.close(self._read_fd)
