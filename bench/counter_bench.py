@@ -7,6 +7,7 @@ runs. "lost" is the share of requests wrk completed whose increment is missing f
 count (read with one last request after the run).
 
     python bench/counter_bench.py [--seconds 5] [--rounds 3] [--deno PATH]
+        [--storage memory file] [--connections 1 16 64]
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ def main() -> None:
         "--deno", default=shutil.which("deno") or str(Path(sys.executable).parent / "deno")
     )
     parser.add_argument("--storage", nargs="+", default=["memory", "file"])
+    parser.add_argument("--connections", nargs="+", type=int, default=list(CONNECTIONS))
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
@@ -170,7 +172,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for storage in args.storage:
-        for connections in CONNECTIONS:
+        for connections in args.connections:
             samples: dict[str, list[Sample]] = {"kvshim": [], "deno": []}
             for _ in range(args.rounds):
                 for server in ("kvshim", "deno"):

@@ -26,7 +26,7 @@ from functools import partial
 
 from kvshim.backends import sqlite_store as store
 from kvshim.backends._notify import NotifierHub, watch_keys
-from kvshim.backends._sqlite_threads import ReaderPool, Writer
+from kvshim.backends._sqlite_threads import Completions, ReaderPool, Writer
 from kvshim.clock import Clock, wall_clock_ms
 from kvshim.errors import KvError
 from kvshim.model import AtomicWrite, Consistency, RawEntry, ReadRange, StoredEntry
@@ -46,11 +46,19 @@ MAX_QUEUE_WAIT_S = 2.0
 class SharedDatabase:
     """One SQLite file as seen by one event loop: the state every handle on it shares."""
 
-    def __init__(self, path: str, key: tuple[str, int], writer: Writer, clock: Clock) -> None:
+    def __init__(
+        self,
+        path: str,
+        key: tuple[str, int],
+        writer: Writer,
+        completions: Completions,
+        clock: Clock,
+    ) -> None:
         self.path = path
         self._key = key
         self.writer = writer
-        self.readers = ReaderPool(partial(store.connect, path))
+        self._completions = completions
+        self.readers = ReaderPool(partial(store.connect, path), completions)
         self.clock = clock
         self.hub = NotifierHub()
         self.handles = 0
@@ -157,7 +165,7 @@ class SharedDatabase:
     async def _poll_forever(self) -> None:
         while self._waiters > 0 and not self.closed:
             try:
-                version = await self.readers.run(store.data_version)
+                version = await self.readers.run(store.data_version, single_statement=True)
             except KvError:
                 logger.exception("polling the database for changes failed")
                 version = self.known_version
@@ -202,6 +210,7 @@ class SharedDatabase:
     async def _shutdown(self) -> None:
         await self.writer.stop()
         await self.readers.close()
+        self._completions.close()
 
 
 class SqliteMessage:
@@ -265,7 +274,10 @@ class SqliteBackend:
         self, ranges: Sequence[ReadRange], consistency: Consistency = "strong"
     ) -> list[list[RawEntry]]:
         clock = self._db.clock
-        return await self._db.readers.run(lambda conn: store.read_ranges(conn, ranges, clock()))
+        return await self._db.readers.run(
+            lambda conn: store.read_ranges(conn, ranges, clock()),
+            single_statement=len(ranges) == 1,
+        )
 
     async def atomic_write(self, write: AtomicWrite) -> bytes | None:
         clock = self._db.clock
@@ -275,7 +287,8 @@ class SqliteBackend:
     async def export_entries(self, start: bytes, end: bytes, limit: int) -> list[StoredEntry]:
         clock = self._db.clock
         return await self._db.readers.run(
-            lambda conn: store.export_range(conn, start, end, limit, clock())
+            lambda conn: store.export_range(conn, start, end, limit, clock()),
+            single_statement=True,
         )
 
     async def import_entries(self, entries: Sequence[StoredEntry]) -> None:
@@ -283,7 +296,9 @@ class SqliteBackend:
 
     async def _read_keys(self, keys: Sequence[bytes]) -> list[RawEntry | None]:
         clock = self._db.clock
-        return await self._db.readers.run(lambda conn: store.read_keys(conn, keys, clock()))
+        return await self._db.readers.run(
+            lambda conn: store.read_keys(conn, keys, clock()), single_statement=len(keys) == 1
+        )
 
     async def dequeue_next(self) -> SqliteMessage | None:
         db = self._db
@@ -338,12 +353,14 @@ async def open_sqlite(path: str, clock: Clock = wall_clock_ms) -> SqliteBackend:
 
 async def _open_shared(path: str, key: tuple[str, int], clock: Clock) -> SharedDatabase:
     conn = await asyncio.to_thread(store.connect, path)
-    writer = Writer(conn, path)
+    completions = Completions(asyncio.get_running_loop())
+    writer = Writer(conn, path, completions)
     try:
         await writer.submit(store.migrate)
     except BaseException:
         await writer.stop()
+        completions.close()
         raise
-    db = SharedDatabase(path, key, writer, clock)
+    db = SharedDatabase(path, key, writer, completions, clock)
     db.start()
     return db

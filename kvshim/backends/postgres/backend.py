@@ -14,7 +14,7 @@ from kvshim.backends._notify import KeyNotifier, watch_keys
 from kvshim.backends.postgres import queue, writes
 from kvshim.backends.postgres.batching import WriteBatcher
 from kvshim.backends.postgres.config import PgConfig
-from kvshim.backends.postgres.errors import retrying
+from kvshim.backends.postgres.errors import is_transient, retrying
 from kvshim.backends.postgres.listener import Change, Listener, payload
 from kvshim.backends.postgres.schema import migrate
 from kvshim.clock import Clock, wall_clock_ms
@@ -81,8 +81,13 @@ class PostgresBackend:
             if self._pool_closed:
                 raise BackendError("The PostgreSQL backend is closed")
             async with self._pool.acquire() as proxy:
-                # the pool's proxy forwards every call to its connection
-                return await operation(cast(asyncpg.Connection, proxy))
+                try:
+                    # the pool's proxy forwards every call to its connection
+                    return await operation(cast(asyncpg.Connection, proxy))
+                except Exception as exc:
+                    if is_transient(exc):
+                        proxy.terminate()  # never hand a broken connection to the next caller
+                    raise
 
         return await retrying(attempt, what)
 

@@ -26,6 +26,9 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash recovery
     asyncpg.exceptions.CannotConnectNowError,  # the server is starting up
     asyncpg.exceptions.InterfaceError,  # "connection is closed"
+    # A connection whose server went away mid-operation can be left in a state where the next
+    # operation fails with "another operation is in progress"; it is discarded and retried.
+    asyncpg.exceptions.InternalClientError,
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
 )
