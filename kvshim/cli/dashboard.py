@@ -46,11 +46,12 @@ def dashboard(host: str, port: int, admin_token: str | None) -> None:
             "(or set KVSHIM_ADMIN_TOKEN), or bind 127.0.0.1"
         )
     app = make_dashboard_app(Databases(), admin_token=admin_token)
-    sock = _bind(host, port)
+    sock = bind(host, port)
     asyncio.run(_serve(app, sock))
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; a ``ClickException`` saying why if it cannot be."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family, kind, proto, _, address = infos[0]
@@ -64,14 +65,20 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _serve(app: web.Application, sock: socket.socket) -> None:
+async def start(app: web.Application, sock: socket.socket) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` on ``sock``; the runner (to clean up) and the URL it answers on."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
+    await web.SockSite(runner, sock).start()
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return runner, f"http://{shown}:{port}"
+
+
+async def _serve(app: web.Application, sock: socket.socket) -> None:
+    runner, url = await start(app, sock)
     try:
-        await web.SockSite(runner, sock).start()
-        host, port = sock.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
-        click.echo(f"Listening on http://{shown}:{port}")
+        click.echo(f"Listening on {url}")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Awaitable
 from pathlib import Path
 
 import click
@@ -59,6 +60,11 @@ def _parse_db(values: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--dashboard-port",
+    type=click.IntRange(0, 65535),
+    help="Also serve the dashboard (kvshim dashboard) on 127.0.0.1:PORT in this process.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log one line per request.")
 def serve_command(
     data_dir: Path | None,
@@ -70,6 +76,7 @@ def serve_command(
     access_token: str | None,
     tls_cert: Path | None,
     tls_key: Path | None,
+    dashboard_port: int | None,
     verbose: bool,
 ) -> None:
     """Serve databases at http://HOST:PORT/<name> to Deno.openKv() and kvshim clients.
@@ -107,7 +114,24 @@ def serve_command(
         click.echo(f"Listening on {url}")
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(service, ready))
+        asyncio.run(_serve_with_dashboard(serve(service, ready), dashboard_port))
+
+
+async def _serve_with_dashboard(serving: Awaitable[None], port: int | None) -> None:
+    if port is None:
+        await serving
+        return
+    from kvshim.cli import dashboard
+    from kvshim.dashboard import make_dashboard_app
+    from kvshim.databases import Databases
+
+    app = make_dashboard_app(Databases(), admin_token=os.environ.get("KVSHIM_ADMIN_TOKEN"))
+    runner, url = await dashboard.start(app, dashboard.bind("127.0.0.1", port))
+    click.echo(f"Dashboard on {url}")
+    try:
+        await serving
+    finally:
+        await runner.cleanup()
 
 
 def _configure_logging(verbose: bool) -> None:

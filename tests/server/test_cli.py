@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,28 @@ def test_bad_options(args: list[str], message: str) -> None:
     )
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_serve_mounts_the_dashboard(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "KVSHIM_HOME": str(tmp_path / "home")}
+    command = [sys.executable, "-m", "kvshim", "serve", "--memory", "--port", "0"]
+    process = subprocess.Popen(
+        [*command, "--dashboard-port", "0", "--access-token", "t"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline().strip() for _ in range(2)]
+        dashboard = next(line for line in lines if line.startswith("Dashboard on "))
+        assert any(line.startswith("Listening on http://127.0.0.1:") for line in lines)
+        url = dashboard.removeprefix("Dashboard on ")
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200
+            assert "Databases" in response.read().decode()
+    finally:
+        process.terminate()
+        assert process.wait(timeout=20) == 0
+        assert process.stdout is not None
+        process.stdout.close()
