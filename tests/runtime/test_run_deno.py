@@ -5,73 +5,38 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
-import signal
 import subprocess
 import sys
-import threading
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kvshim_process import REPO_ROOT, KvshimProcess
 
 import kvshim
 from kvshim.runtime.deno import find_deno
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 COUNTER = REPO_ROOT / "examples" / "counter.ts"
 
 
-class DenoRun:
+class DenoRun(KvshimProcess):
     """A ``kvshim run app.ts --persist --port 0`` subprocess and its output lines."""
 
     def __init__(self, cwd: Path) -> None:
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "NO_COLOR": "1"}
-        env["DENO_DIR"] = str(cwd.parent / "deno_dir")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kvshim", "run", "app.ts", "--persist", "--port", "0"],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-        line = self.wait_for("Deno app app.ts on port ")
+        env = {"NO_COLOR": "1", "DENO_DIR": str(cwd.parent / "deno_dir")}
+        super().__init__(cwd, "run", "app.ts", "--persist", "--port", "0", env=env)
+        line = self.wait_for("Deno app app.ts on port ", timeout=30)
         self.url = f"http://127.0.0.1:{line.rsplit(' ', 1)[1]}/"
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def wait_for(self, text: str, timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                break
-            self.seen.append(line)
-            if text in line:
-                return line
-        raise AssertionError(f"no line with {text!r} in {timeout}s; output so far: {self.seen}")
 
     def get(self) -> dict[str, int]:
         with urllib.request.urlopen(self.url, timeout=10) as response:
             return dict(json.loads(response.read()))
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=20)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
+        self.stop()
+        super().close()
 
 
 def database_of(repo: Path) -> str:

@@ -6,20 +6,16 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import queue
-import signal
 import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from kvshim_process import REPO_ROOT, KvshimProcess
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 Git = Callable[..., str]
 
 COUNTER = """
@@ -36,41 +32,12 @@ async def handler(request):
 """
 
 
-class Running:
+class Running(KvshimProcess):
     """A ``kvshim run`` subprocess, its output lines and its URL."""
 
     def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kvshim", "run", *args, "--port", "0"],
-            cwd=cwd,
-            env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        super().__init__(cwd, "run", *args, "--port", "0", env=env)
         self.url = self.wait_for("Listening on ").removeprefix("Listening on ").strip()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def wait_for(self, text: str, timeout: float = 20) -> str:
-        """The next output line containing ``text``."""
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                break
-            self.seen.append(line)
-            if text in line:
-                return line
-        raise AssertionError(f"no line with {text!r} in {timeout}s; output so far: {self.seen}")
 
     def get(self, path: str = "/") -> tuple[int, str]:
         try:
@@ -83,19 +50,6 @@ class Running:
         status, body = self.get()
         assert status == 200, body
         return int(json.loads(body)["count"])
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=20)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self._reader.join(timeout=5)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
 
 
 @pytest.fixture
