@@ -66,11 +66,12 @@ class _Thread:
     def __init__(self, completions: Completions) -> None:
         self.pending = 0
         self.completions = completions
+        self._loop = completions.loop
         self.requests: queue.SimpleQueue[_Request[Any] | None] = queue.SimpleQueue()
 
     def submit(self, call: Callable[[sqlite3.Connection], T], kind: int) -> asyncio.Future[T]:
         """Queue ``call(conn)`` for this thread; the future resolves on the event loop."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[T] = self._loop.create_future()
         self.pending += 1
         self.requests.put(_Request(call, future, kind, self))
         return future
@@ -132,7 +133,8 @@ class Completions:
     ``call_soon_threadsafe`` is the fallback."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self.loop = loop
+        """The event loop the outcomes go to."""
         self._done: deque[tuple[_Request[Any], bool, Any]] = deque()
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
@@ -147,7 +149,7 @@ class Completions:
         """Resolve ``request``'s future on the loop (callable from any thread)."""
         if self._write_fd < 0:
             try:
-                self._loop.call_soon_threadsafe(_settle, request, ok, outcome)
+                self.loop.call_soon_threadsafe(_settle, request, ok, outcome)
             except RuntimeError:
                 pass  # the loop has closed; nobody is waiting any more
             return
@@ -172,8 +174,8 @@ class Completions:
         """Stop watching the pipe (call on the loop, after the threads have stopped)."""
         if self._read_fd < 0:
             return
-        if not self._loop.is_closed():  # on a closed loop nobody is waiting any more
-            self._loop.remove_reader(self._read_fd)
+        if not self.loop.is_closed():  # on a closed loop nobody is waiting any more
+            self.loop.remove_reader(self._read_fd)
             self._drain()
         self._close_pipe()
         self._read_fd = self._write_fd = -1
@@ -198,7 +200,7 @@ class Writer(_Thread):
     def write(self, call: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         """Run ``call(conn)`` in the next transaction; the future resolves after the commit."""
         if self.stopped:
-            future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+            future: asyncio.Future[T] = self._loop.create_future()
             future.set_exception(BackendError("the database writer has stopped"))
             return future
         return self.submit(call, WRITE)
