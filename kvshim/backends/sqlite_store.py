@@ -117,6 +117,13 @@ STATEMENT_POINT_SET = (
     "v_encoding = excluded.v_encoding, version = excluded.version, "
     "expiration_ms = excluded.expiration_ms"
 )
+STATEMENT_POINT_SET_NO_EXPIRY = (
+    "insert into kv (k, v, v_encoding, version, expiration_ms) values (?, ?, ?, ?, -1) "
+    "on conflict(k) do update set v = excluded.v, v_encoding = excluded.v_encoding, "
+    "version = excluded.version where kv.expiration_ms = -1"
+)
+"""Stores an entry without expiry unless the key has one (then nothing changes): leaving
+``expiration_ms`` out of the update spares rewriting its index, one page less per commit."""
 STATEMENT_POINT_DELETE = "delete from kv where k = ?"
 STATEMENT_EXPORT_RANGE = (
     "select k, v, v_encoding, version, expiration_ms from kv where k >= ? and k < ? "
@@ -364,6 +371,10 @@ def _bump_version(conn: sqlite3.Connection) -> int:
 def _set(
     conn: sqlite3.Connection, key: bytes, value: EncodedValue, version: int, expire: int | None
 ) -> None:
+    if expire is None:
+        params = (key, value.data, int(value.encoding), version)
+        if conn.execute(STATEMENT_POINT_SET_NO_EXPIRY, params).rowcount:
+            return
     expiration = -1 if expire is None else expire
     conn.execute(STATEMENT_POINT_SET, (key, value.data, int(value.encoding), version, expiration))
 
