@@ -1,13 +1,18 @@
-"""The threads that run SQLite for the event loop: one group-committing writer, a reader pool.
+"""The threads that run SQLite for the event loop: one group-committing writer, a few readers.
 
 The writer owns the only write connection of its database in this process. It takes every
-request waiting in its queue, runs each in its own SAVEPOINT of ONE ``BEGIN IMMEDIATE``
+write request waiting in its queue, runs each in its own SAVEPOINT of ONE ``BEGIN IMMEDIATE``
 transaction (a request that raises is rolled back alone; a request alone in its batch needs no
 savepoint: the transaction is rolled back), commits once, and only then resolves the requests'
-futures: concurrent writers share one fsync. Readers run each call in one read transaction,
-which WAL turns into a consistent snapshot (a call of a single statement runs without BEGIN:
-SQLite gives one statement its own snapshot). Results go back to the event loop through
-``Completions``.
+futures: concurrent writers share one fsync.
+
+A read runs in one read transaction, which WAL turns into a consistent snapshot (a call of a
+single statement runs without BEGIN: SQLite gives one statement its own snapshot). A small read
+goes to the writer when it has nothing else to do (sequential code then talks to one thread,
+whose page cache its own writes keep warm); otherwise to an idle reader thread (each with its
+own connection, started on demand), so reads never hold up a group of writes. Which thread is
+busy is counted on the event loop (``pending``), so routing takes no lock. Results go back to
+the event loop through ``Completions``.
 """
 
 from __future__ import annotations
@@ -21,8 +26,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
 from typing import Any, Generic, TypeVar
 
 from kvshim.errors import BackendError, KvError
@@ -32,6 +35,9 @@ T = TypeVar("T")
 MAX_BATCH = 512
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _BUSY_RETRIES = 200
+
+WRITE, READ, READ_ONE = 0, 1, 2
+"""Request kinds: a write; a read transaction; a read of one statement (no BEGIN needed)."""
 
 
 def retry_busy(step: Callable[[], T]) -> T:
@@ -53,20 +59,67 @@ def _as_kv_error(exc: BaseException) -> BaseException:
     return BackendError(f"SQLite error: {exc}")
 
 
-@dataclass(slots=True)
+class _Thread:
+    """A thread serving the requests of its own queue; ``pending`` (touched on the event loop
+    only) counts the requests submitted to it whose outcome the loop has not yet received."""
+
+    def __init__(self, completions: Completions) -> None:
+        self.pending = 0
+        self.completions = completions
+        self._loop = completions.loop
+        self.requests: queue.SimpleQueue[_Request[Any] | None] = queue.SimpleQueue()
+
+    def submit(self, call: Callable[[sqlite3.Connection], T], kind: int) -> asyncio.Future[T]:
+        """Queue ``call(conn)`` for this thread; the future resolves on the event loop."""
+        future: asyncio.Future[T] = self._loop.create_future()
+        self.pending += 1
+        self.requests.put(_Request(call, future, kind, self))
+        return future
+
+
 class _Request(Generic[T]):
-    call: Callable[[sqlite3.Connection], T]
-    future: asyncio.Future[T]
-    single_statement: bool = False
+    __slots__ = ("call", "future", "kind", "owner")
+
+    def __init__(
+        self,
+        call: Callable[[sqlite3.Connection], T],
+        future: asyncio.Future[T],
+        kind: int,
+        owner: _Thread,
+    ) -> None:
+        self.call = call
+        self.future = future
+        self.kind = kind
+        self.owner = owner
 
 
-def _settle(future: asyncio.Future[Any], ok: bool, outcome: Any) -> None:
+def _settle(request: _Request[Any], ok: bool, outcome: Any) -> None:
+    request.owner.pending -= 1
+    future = request.future
     if future.cancelled():
         return
     if ok:
         future.set_result(outcome)
     else:
         future.set_exception(outcome)
+
+
+def _serve_read(conn: sqlite3.Connection, request: _Request[Any]) -> tuple[bool, Any]:
+    call = request.call
+    try:
+        if request.kind == READ_ONE:
+            return True, retry_busy(lambda: call(conn))
+        return True, _read(conn, call)
+    except Exception as exc:
+        return False, _as_kv_error(exc)
+
+
+def _read(conn: sqlite3.Connection, call: Callable[[sqlite3.Connection], T]) -> T:
+    retry_busy(lambda: conn.execute("begin"))
+    try:
+        return retry_busy(lambda: call(conn))
+    finally:
+        conn.execute("rollback")
 
 
 class Completions:
@@ -80,8 +133,9 @@ class Completions:
     ``call_soon_threadsafe`` is the fallback."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._done: deque[tuple[asyncio.Future[Any], bool, Any]] = deque()
+        self.loop = loop
+        """The event loop the outcomes go to."""
+        self._done: deque[tuple[_Request[Any], bool, Any]] = deque()
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
         os.set_blocking(self._write_fd, False)
@@ -91,15 +145,15 @@ class Completions:
             self._close_pipe()
             self._read_fd = self._write_fd = -1
 
-    def settle(self, future: asyncio.Future[Any], ok: bool, outcome: Any) -> None:
-        """Resolve ``future`` on the loop (callable from any thread)."""
+    def settle(self, request: _Request[Any], ok: bool, outcome: Any) -> None:
+        """Resolve ``request``'s future on the loop (callable from any thread)."""
         if self._write_fd < 0:
             try:
-                self._loop.call_soon_threadsafe(_settle, future, ok, outcome)
+                self.loop.call_soon_threadsafe(_settle, request, ok, outcome)
             except RuntimeError:
                 pass  # the loop has closed; nobody is waiting any more
             return
-        self._done.append((future, ok, outcome))
+        self._done.append((request, ok, outcome))
         try:
             os.write(self._write_fd, b"\0")
         except BlockingIOError:
@@ -120,8 +174,8 @@ class Completions:
         """Stop watching the pipe (call on the loop, after the threads have stopped)."""
         if self._read_fd < 0:
             return
-        if not self._loop.is_closed():  # on a closed loop nobody is waiting any more
-            self._loop.remove_reader(self._read_fd)
+        if not self.loop.is_closed():  # on a closed loop nobody is waiting any more
+            self.loop.remove_reader(self._read_fd)
             self._drain()
         self._close_pipe()
         self._read_fd = self._write_fd = -1
@@ -131,52 +185,59 @@ class Completions:
         os.close(self._write_fd)
 
 
-class Writer:
-    """A thread applying write requests to ``conn`` in group-committed transactions."""
+class Writer(_Thread):
+    """A thread applying write requests to ``conn`` in group-committed transactions (and
+    serving the reads routed to it between them)."""
 
     def __init__(self, conn: sqlite3.Connection, name: str, completions: Completions) -> None:
+        super().__init__(completions)
         self._conn = conn
-        self._completions = completions
-        self._requests: queue.SimpleQueue[_Request[Any] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=f"kvshim-sqlite-writer {name}")
         self._thread.daemon = True
-        self._stopped = False
+        self.stopped = False
         self._thread.start()
 
-    def submit(self, call: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def write(self, call: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         """Run ``call(conn)`` in the next transaction; the future resolves after the commit."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        if self._stopped:
+        if self.stopped:
+            future: asyncio.Future[T] = self._loop.create_future()
             future.set_exception(BackendError("the database writer has stopped"))
-        else:
-            self._requests.put(_Request(call, future))
-        return future
+            return future
+        return self.submit(call, WRITE)
 
     async def stop(self) -> None:
         """Finish queued requests, close the connection and join the thread."""
-        if not self._stopped:
-            self._stopped = True
-            self._requests.put(None)
+        if not self.stopped:
+            self.stopped = True
+            self.requests.put(None)
         await asyncio.to_thread(self._thread.join)
 
     def _run(self) -> None:
+        conn, settle = self._conn, self.completions.settle
+        get, get_nowait = self.requests.get, self.requests.get_nowait
         running = True
         while running:
-            first = self._requests.get()
+            first = get()
             if first is None:
                 break
+            if first.kind != WRITE:
+                settle(first, *_serve_read(conn, first))
+                continue
             batch = [first]
+            reads: list[_Request[Any]] = []
             while len(batch) < MAX_BATCH:
                 try:
-                    request = self._requests.get_nowait()
+                    request = get_nowait()
                 except queue.Empty:
                     break
                 if request is None:
                     running = False
                     break
-                batch.append(request)
+                (batch if request.kind == WRITE else reads).append(request)
             self._commit(batch)
-        self._conn.close()
+            for request in reads:
+                settle(request, *_serve_read(conn, request))
+        conn.close()
 
     def _commit(self, batch: list[_Request[Any]]) -> None:
         conn = self._conn
@@ -195,9 +256,9 @@ class Writer:
                 conn.execute("rollback")
             failure = _as_kv_error(exc)
             outcomes = [(False, failure)] * len(batch)
-        settle = self._completions.settle
+        settle = self.completions.settle
         for request, (ok, outcome) in zip(batch, outcomes, strict=True):
-            settle(request.future, ok, outcome)
+            settle(request, ok, outcome)
 
     def _attempt_alone(self, request: _Request[Any]) -> tuple[bool, Any]:
         # The only request of its transaction: if it fails, rolling the transaction back
@@ -221,77 +282,83 @@ class Writer:
         return True, outcome
 
 
-class ReaderPool:
-    """Reader threads, each with its own connection, running each call in one read
-    transaction (a consistent WAL snapshot). Threads and connections start on first use."""
+class _Reader(_Thread):
+    """A reader thread with its own connection (opened on its first request)."""
 
-    def __init__(
-        self, connect: Callable[[], sqlite3.Connection], completions: Completions, size: int = 3
-    ) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], completions: Completions):
+        super().__init__(completions)
         self._connect = connect
-        self._completions = completions
-        self._size = size
-        self._requests: queue.SimpleQueue[_Request[Any] | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
-        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name="kvshim-sqlite-read")
+        self.thread.daemon = True
+        self.thread.start()
 
-    async def run(
-        self, call: Callable[[sqlite3.Connection], T], *, single_statement: bool = False
-    ) -> T:
-        """``call(conn)`` inside one read transaction, on a reader thread. A call that runs a
-        single statement (and reads all its rows) may say so: it then runs without BEGIN and
-        ROLLBACK, since one statement always reads one snapshot."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        with self._lock:
-            spawn = self._idle == 0 and len(self._threads) < self._size
-            if spawn:
-                thread = threading.Thread(target=self._serve, name="kvshim-sqlite-read")
-                thread.daemon = True
-                self._threads.append(thread)
-        if spawn:
-            thread.start()
-        self._requests.put(_Request(call, future, single_statement))
-        return await future
-
-    def _serve(self) -> None:
+    def _run(self) -> None:
         conn: sqlite3.Connection | None = None
+        settle, get = self.completions.settle, self.requests.get
         try:
-            while True:
-                with self._lock:
-                    self._idle += 1
-                request = self._requests.get()
-                with self._lock:
-                    self._idle -= 1
-                if request is None:
-                    return
-                try:
-                    if conn is None:
+            while (request := get()) is not None:
+                if conn is None:
+                    try:
                         conn = self._connect()
-                    if request.single_statement:
-                        outcome: tuple[bool, Any] = (True, retry_busy(partial(request.call, conn)))
-                    else:
-                        outcome = (True, _read(conn, request.call))
-                except Exception as exc:
-                    outcome = (False, _as_kv_error(exc))
-                self._completions.settle(request.future, *outcome)
+                    except Exception as exc:
+                        settle(request, False, _as_kv_error(exc))
+                        continue
+                settle(request, *_serve_read(conn, request))
         finally:
             if conn is not None:
                 conn.close()
 
+
+class ReaderPool:
+    """Routes reads: a small read to the writer while it is idle, any other to an idle reader
+    thread, started on demand up to ``size``, else to the least busy one."""
+
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        completions: Completions,
+        writer: Writer,
+        size: int = 3,
+    ) -> None:
+        self._connect = connect
+        self._completions = completions
+        self._writer = writer
+        self._size = size
+        self._readers: list[_Reader] = []
+
+    def run(
+        self,
+        call: Callable[[sqlite3.Connection], T],
+        *,
+        single_statement: bool = False,
+        small: bool = False,
+    ) -> asyncio.Future[T]:
+        """``call(conn)`` inside one read transaction, on a SQLite thread. A call that runs a
+        single statement (and reads all its rows) may say so: it then runs without BEGIN and
+        ROLLBACK, since one statement always reads one snapshot. A ``small`` call (a few rows)
+        may run on the writer between its transactions when no write waits."""
+        kind = READ_ONE if single_statement else READ
+        writer = self._writer
+        if small and writer.pending == 0 and not writer.stopped:
+            return writer.submit(call, kind)
+        return self._pick().submit(call, kind)
+
+    def _pick(self) -> _Reader:
+        least: _Reader | None = None
+        for reader in self._readers:
+            if reader.pending == 0:
+                return reader
+            if least is None or reader.pending < least.pending:
+                least = reader
+        if least is None or len(self._readers) < self._size:
+            least = _Reader(self._connect, self._completions)
+            self._readers.append(least)
+        return least
+
     async def close(self) -> None:
         """Finish queued reads, then stop the threads and close their connections."""
-        with self._lock:
-            threads = list(self._threads)
-        for _ in threads:
-            self._requests.put(None)
-        for thread in threads:
-            await asyncio.to_thread(thread.join)
-
-
-def _read(conn: sqlite3.Connection, call: Callable[[sqlite3.Connection], T]) -> T:
-    retry_busy(lambda: conn.execute("begin"))
-    try:
-        return retry_busy(lambda: call(conn))
-    finally:
-        conn.execute("rollback")
+        readers, self._readers = self._readers, []
+        for reader in readers:
+            reader.requests.put(None)
+        for reader in readers:
+            await asyncio.to_thread(reader.thread.join)

@@ -41,6 +41,8 @@ HEARTBEAT_S = 1.5
 """How often a running handler's lease is renewed."""
 MAX_QUEUE_WAIT_S = 2.0
 """The longest a queue listener sleeps without looking at the queue (a safety net only)."""
+SMALL_READ_ROWS = 16
+"""Reads of at most this many rows may run on the writer thread while it is idle."""
 
 
 class SharedDatabase:
@@ -58,7 +60,7 @@ class SharedDatabase:
         self._key = key
         self.writer = writer
         self._completions = completions
-        self.readers = ReaderPool(partial(store.connect, path), completions)
+        self.readers = ReaderPool(partial(store.connect, path), completions, writer)
         self.clock = clock
         self.hub = NotifierHub()
         self.handles = 0
@@ -83,7 +85,7 @@ class SharedDatabase:
         self, call: Callable[[sqlite3.Connection], store.WriteResult]
     ) -> store.WriteResult:
         """Run a write through the writer and react to what it changed."""
-        result = await self.writer.submit(call)
+        result = await self.writer.write(call)
         self.after(result.changes)
         return result
 
@@ -136,7 +138,7 @@ class SharedDatabase:
         while not self.closed:
             self._sweep_wakeup.clear()
             try:
-                changes, upcoming = await self.writer.submit(
+                changes, upcoming = await self.writer.write(
                     lambda conn: store.sweep_expired(conn, self.clock())
                 )
             except KvError:
@@ -165,7 +167,9 @@ class SharedDatabase:
     async def _poll_forever(self) -> None:
         while self._waiters > 0 and not self.closed:
             try:
-                version = await self.readers.run(store.data_version, single_statement=True)
+                version = await self.readers.run(
+                    store.data_version, single_statement=True, small=True
+                )
             except KvError:
                 logger.exception("polling the database for changes failed")
                 version = self.known_version
@@ -234,7 +238,7 @@ class SqliteMessage:
             await asyncio.sleep(HEARTBEAT_S)
             deadline = self._db.clock() + LEASE_MS
             try:
-                alive = await self._db.writer.submit(
+                alive = await self._db.writer.write(
                     partial(store.extend_lease, message_id=message_id, deadline=deadline)
                 )
             except KvError:
@@ -253,7 +257,7 @@ class SqliteMessage:
             await self._heartbeat
         db, message_id = self._db, self._row.id
         try:
-            changes = await db.writer.submit(
+            changes = await db.writer.write(
                 lambda conn: store.finish(conn, message_id, success, db.clock())
             )
             db.after(changes)
@@ -277,6 +281,7 @@ class SqliteBackend:
         return await self._db.readers.run(
             lambda conn: store.read_ranges(conn, ranges, clock()),
             single_statement=len(ranges) == 1,
+            small=sum(r.limit for r in ranges) <= SMALL_READ_ROWS,
         )
 
     async def atomic_write(self, write: AtomicWrite) -> bytes | None:
@@ -297,7 +302,9 @@ class SqliteBackend:
     async def _read_keys(self, keys: Sequence[bytes]) -> list[RawEntry | None]:
         clock = self._db.clock
         return await self._db.readers.run(
-            lambda conn: store.read_keys(conn, keys, clock()), single_statement=len(keys) == 1
+            lambda conn: store.read_keys(conn, keys, clock()),
+            single_statement=len(keys) == 1,
+            small=len(keys) <= SMALL_READ_ROWS,
         )
 
     async def dequeue_next(self) -> SqliteMessage | None:
@@ -305,7 +312,7 @@ class SqliteBackend:
         async with db.waiting():
             while not (db.closed or self._closed):
                 generation = db.queue_generation
-                found = await db.writer.submit(
+                found = await db.writer.write(
                     lambda conn: store.dequeue(conn, db.clock(), LEASE_MS)
                 )
                 db.after(found.changes)
@@ -356,7 +363,7 @@ async def _open_shared(path: str, key: tuple[str, int], clock: Clock) -> SharedD
     completions = Completions(asyncio.get_running_loop())
     writer = Writer(conn, path, completions)
     try:
-        await writer.submit(store.migrate)
+        await writer.write(store.migrate)
     except BaseException:
         await writer.stop()
         completions.close()
