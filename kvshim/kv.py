@@ -42,8 +42,9 @@ class Kv:
     async def get(self, key: KeyLike, *, consistency: Consistency = "strong") -> KvEntry:
         """The entry at ``key`` (``value`` and ``versionstamp`` are ``None`` if missing)."""
         # get_many([key]) without its per-call lists: this is the hottest read path.
-        self._ensure_open()
-        level = validation.consistency(consistency)
+        if self._closed:
+            raise KvClosedError()
+        level = consistency if consistency == "strong" else validation.consistency(consistency)
         encoded = encode_key(key)
         read = ReadRange(encoded, validation.read_bound(encoded + b"\x00"), 1)
         found = (await self._backend.snapshot_read((read,), level))[0]

@@ -278,9 +278,15 @@ class SqliteBackend:
         self, ranges: Sequence[ReadRange], consistency: Consistency = "strong"
     ) -> list[list[RawEntry]]:
         clock = self._db.clock
+        if len(ranges) == 1:  # the common case, without the generic bookkeeping
+            read = ranges[0]
+            return await self._db.readers.run_one(
+                lambda conn: [store.read_range(conn, read, clock())],
+                read.limit <= SMALL_READ_ROWS,
+            )
         return await self._db.readers.run(
             lambda conn: store.read_ranges(conn, ranges, clock()),
-            single_statement=len(ranges) == 1,
+            single_statement=False,
             small=sum(r.limit for r in ranges) <= SMALL_READ_ROWS,
         )
 

@@ -256,16 +256,17 @@ def read_ranges(
     conn: sqlite3.Connection, ranges: Sequence[ReadRange], now: int
 ) -> list[list[RawEntry]]:
     """Every range's live entries (call inside one read transaction for one snapshot)."""
-    out: list[list[RawEntry]] = []
-    for r in ranges:
-        if r.limit == 1 and r.end == r.start + b"\x00":  # one key: an equality lookup
-            row = conn.execute(STATEMENT_POINT_GET, (r.start, now)).fetchone()
-            out.append([_entry(row)] if row else [])
-            continue
-        statement = STATEMENT_RANGE_DESC if r.reverse else STATEMENT_RANGE_ASC
-        params = (r.start, r.end, now, r.limit)
-        out.append([_entry(row) for row in conn.execute(statement, params)])
-    return out
+    return [read_range(conn, r, now) for r in ranges]
+
+
+def read_range(conn: sqlite3.Connection, r: ReadRange, now: int) -> list[RawEntry]:
+    """One range's live entries (one statement: it reads one snapshot by itself)."""
+    if r.limit == 1 and r.end == r.start + b"\x00":  # one key: an equality lookup
+        row = conn.execute(STATEMENT_POINT_GET, (r.start, now)).fetchone()
+        return [_entry(row)] if row else []
+    statement = STATEMENT_RANGE_DESC if r.reverse else STATEMENT_RANGE_ASC
+    params = (r.start, r.end, now, r.limit)
+    return [_entry(row) for row in conn.execute(statement, params)]
 
 
 def read_keys(conn: sqlite3.Connection, keys: Sequence[bytes], now: int) -> list[RawEntry | None]:
@@ -290,8 +291,9 @@ def earliest_expiry(conn: sqlite3.Connection) -> int | None:
 
 
 def _entry(row: tuple[bytes, bytes, int, int]) -> RawEntry:
+    # Blob columns come back as ``bytes`` already (no copy needed).
     key, value, encoding, version = row
-    return RawEntry(bytes(key), EncodedValue(bytes(value), encoding), _stamp(version))
+    return RawEntry(key, EncodedValue(value, encoding), version.to_bytes(8, "big") + b"\x00\x00")
 
 
 def _stamp(version: int) -> bytes:
