@@ -47,8 +47,13 @@ class Kv:
         level = consistency if consistency == "strong" else validation.consistency(consistency)
         encoded = encode_key(key)
         read = ReadRange(encoded, validation.read_bound(encoded + b"\x00"), 1)
+        # The entry found is at exactly ``encoded``: for the usual keys, decoding its bytes
+        # would only give back the key as passed (taken now: a list may change meanwhile).
+        plain = _plain_key(key)
         found = (await self._backend.snapshot_read((read,), level))[0]
-        return _decode_entry(found[0]) if found else KvEntry(tuple(key), None, None)
+        if not found:
+            return KvEntry(tuple(key), None, None)
+        return _decode_entry(found[0], plain)
 
     async def get_many(
         self, keys: Sequence[KeyLike], *, consistency: Consistency = "strong"
@@ -200,8 +205,23 @@ class Kv:
             await self.close()
 
 
-def _decode_entry(raw: RawEntry) -> KvEntry:
+def _decode_entry(raw: RawEntry, key: Key | None = None) -> KvEntry:
+    """``raw`` as the user sees it; ``key``, if given, is what ``decode_key(raw.key)`` gives."""
     value = raw.value
     # Most values are V8: call its decoder directly (this runs once per entry listed).
-    data = decode_v8(value.data) if value.encoding == ValueEncoding.V8 else decode_value(value)
-    return KvEntry(decode_key(raw.key), data, raw.versionstamp.hex())
+    data = decode_v8(value.data) if value.encoding == _V8 else decode_value(value)
+    return KvEntry(decode_key(raw.key) if key is None else key, data, raw.versionstamp.hex())
+
+
+_V8 = int(ValueEncoding.V8)
+
+
+def _plain_key(key: KeyLike) -> Key | None:
+    """``key`` as a tuple if every part is an ASCII ``str`` or an ``int`` (already checked to be
+    a safe integer by ``encode_key``): then ``decode_key(encode_key(key))`` is exactly that
+    tuple. ``None`` for any other key (floats, bytes, BigInt, subclasses...): decode it."""
+    for part in key:
+        kind = type(part)
+        if kind is not int and (kind is not str or not part.isascii()):
+            return None
+    return tuple(key)

@@ -291,8 +291,11 @@ class SqliteBackend:
         )
 
     async def atomic_write(self, write: AtomicWrite) -> bytes | None:
-        clock = self._db.clock
-        result = await self._db.write(lambda conn: store.atomic_write(conn, write, clock()))
+        db = self._db
+        clock = db.clock
+        # db.write() inlined: one coroutine less on every commit.
+        result = await db.writer.write(lambda conn: store.atomic_write(conn, write, clock()))
+        db.after(result.changes)
         return result.versionstamp
 
     async def export_entries(self, start: bytes, end: bytes, limit: int) -> list[StoredEntry]:
