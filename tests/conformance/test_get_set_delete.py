@@ -204,3 +204,27 @@ async def test_value_size_limit(kv: kvshim.Kv) -> None:
     with pytest.raises(kvshim.KvTypeError, match=exact("Value too large (max 65536 bytes)")):
         await kv.set(["k2"], bytes(65537))
     assert (await kv.get(["k2"])).value is None
+
+
+async def test_get_returns_the_key_as_stored(kv: kvshim.Kv) -> None:
+    # get's key is the stored key decoded, whatever form of it was passed: the same parts,
+    # of the same types, as listing gives (1.0 reads back as 1, a bytearray as bytes...).
+    class Name(str):
+        pass
+
+    keys: list[list[Any]] = [
+        ["plain", 1, -7, 2**53 - 1],
+        ["nul\x00inside", 0],
+        ["naïve", 2],
+        [1.0],
+        [2.5, True],
+        [bytearray(b"raw"), b"b"],
+        [kvshim.BigInt(3)],
+        [Name("sub")],
+    ]
+    for key in keys:
+        await kv.set(key, "v")
+        got = (await kv.get(key)).key
+        listed = [e.key async for e in kv.list(prefix=[]) if e.key == got]
+        assert len(listed) == 1, key
+        assert [(type(p), p) for p in got] == [(type(p), p) for p in listed[0]], key
