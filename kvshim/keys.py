@@ -37,12 +37,25 @@ def _escaped(raw: bytes) -> bytes:
     return raw.replace(b"\x00", b"\x00\xff") + b"\x00" if b"\x00" in raw else raw + b"\x00"
 
 
+_STR_PARTS: dict[str, bytes] = {}
+"""Encodings of recent string parts: most keys share a few (``"users"``, ``"counter"``)."""
+_STR_PARTS_MAX = 1024
+
+
 def _encode_str(part: str) -> bytes:
+    exact = type(part) is str  # a subclass may hash and compare as it likes: not cached
+    if exact and (known := _STR_PARTS.get(part)) is not None:
+        return known
     try:
         raw = part.encode()
     except UnicodeEncodeError:  # lone surrogates become U+FFFD, as in JS
         raw = part.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
-    return b"\x02" + _escaped(raw)
+    encoded = b"\x02" + _escaped(raw)
+    if exact and len(raw) <= 64:
+        if len(_STR_PARTS) >= _STR_PARTS_MAX:
+            _STR_PARTS.clear()
+        _STR_PARTS[part] = encoded
+    return encoded
 
 
 def _encode_bytes(part: bytes | bytearray | memoryview) -> bytes:
@@ -60,7 +73,9 @@ def _encode_double(value: float) -> bytes:
 
 def _encode_int(part: int) -> bytes:
     if -MAX_SAFE_INTEGER <= part <= MAX_SAFE_INTEGER:
-        return _encode_double(float(part))
+        # _encode_double without its NaN case (an int is never NaN)
+        bits = _U64.unpack(_DOUBLE.pack(part))[0]
+        return b"\x21" + _U64.pack(bits ^ _ALL if bits & _SIGN else bits ^ _SIGN)
     raise KvTypeError(
         f"Invalid key part: {part} is outside JS's safe integer range ±(2**53-1); "
         "a Python int key part is a JS number: use kvshim.BigInt(n) for a bigint part"
@@ -125,11 +140,7 @@ def encode_key(key: Sequence[object]) -> bytes:
             f"Invalid key: expected a list or tuple of key parts, got {type(key).__name__}"
         )
     get = _ENCODERS.get
-    out = []
-    for part in key:
-        encoder = get(type(part)) or _encoder_for_subclass(part)
-        out.append(encoder(part))
-    return b"".join(out)
+    return b"".join([(get(type(part)) or _encoder_for_subclass(part))(part) for part in key])
 
 
 def _unescape(data: bytes, pos: int) -> tuple[bytes, int]:
