@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from kvshim.clock import Clock
 
 Committer = Callable[[AtomicWrite], Awaitable[CommitResult]]
+_SEQUENCES = (list, tuple)  # a tuple, not `list | tuple`: that builds a union per call
 _U64_KINDS = {"sum": MutationKind.SUM, "min": MutationKind.MIN, "max": MutationKind.MAX}
 
 
@@ -106,10 +107,13 @@ class AtomicOperation:
             raise KvTypeError(f"Too many checks (max {limits.MAX_CHECKS})")
         if len(self._mutations) + len(self._enqueues) > limits.MAX_MUTATIONS:
             raise KvTypeError(f"Too many mutations (max {limits.MAX_MUTATIONS})")
-        now = self._clock()
-        mutations = [_with_expiry(m, expire_in, now) for m, expire_in in self._mutations]
-        enqueues = [_scheduled(e, delay, now) for e, delay in self._enqueues]
-        write = AtomicWrite(tuple(self._checks), tuple(mutations), tuple(enqueues))
+        if self._enqueues or any(expire_in is not None for _, expire_in in self._mutations):
+            now = self._clock()
+            mutations = tuple(_with_expiry(m, expire_in, now) for m, expire_in in self._mutations)
+            enqueues = tuple(_scheduled(e, delay, now) for e, delay in self._enqueues)
+        else:  # nothing timed: no clock needed
+            mutations, enqueues = tuple([m for m, _ in self._mutations]), ()
+        write = AtomicWrite(tuple(self._checks), mutations, enqueues)
         check_sizes(write)
         return write
 
@@ -123,7 +127,7 @@ def set_mutation(
     """A checked SET of ``value`` at ``key`` (versionstamped if the key ends with the marker),
     with its validated TTL in milliseconds."""
     kind = MutationKind.SET
-    if isinstance(key, list | tuple) and key and key[-1] is COMMIT_VERSIONSTAMP:
+    if isinstance(key, _SEQUENCES) and key and key[-1] is COMMIT_VERSIONSTAMP:
         kind, key = MutationKind.SET_VERSIONSTAMPED_KEY, key[:-1]
     encoded = encode_value(value)
     validation.value_size(len(encoded.data))
@@ -158,14 +162,18 @@ def _scheduled(message: Enqueue, delay: float, now: int) -> Enqueue:
 
 def check_sizes(write: AtomicWrite) -> None:
     """Deno's total-size limits for one write (value-carrying keys count twice)."""
-    total = sum(len(check.key) for check in write.checks)
-    total_keys = 0
+    # Plain loops: most writes are one or two items, where generator expressions cost more.
+    total = total_keys = 0
+    for check in write.checks:
+        total += len(check.key)
     for mutation in write.mutations:
-        total += len(mutation.key)
+        size = len(mutation.key)
+        total += size
         if mutation.value is not None:
-            total += len(mutation.key) + len(mutation.value.data)
-            total_keys += len(mutation.key)
-    total += sum(len(e.payload) + 4 * len(e.backoff_schedule) for e in write.enqueues)
+            total += size + len(mutation.value.data)
+            total_keys += size
+    for e in write.enqueues:
+        total += len(e.payload) + 4 * len(e.backoff_schedule)
     if total > limits.MAX_TOTAL_MUTATION_SIZE_BYTES:
         raise KvTypeError(
             f"Total mutation size too large (max {limits.MAX_TOTAL_MUTATION_SIZE_BYTES} bytes)"
