@@ -12,7 +12,7 @@ from kvshim import limits, queues, validation
 from kvshim.atomic import AtomicOperation, delete_mutation, set_mutation, single_write
 from kvshim.backends.base import Backend
 from kvshim.clock import Clock, wall_clock_ms
-from kvshim.entries import COMMIT_VERSIONSTAMP, CommitResult, KvEntry
+from kvshim.entries import COMMIT_VERSIONSTAMP, CommitResult, KvEntry, make_entry
 from kvshim.errors import KvClosedError, KvTypeError, QueueClosedError
 from kvshim.keys import Key, decode_key, encode_key
 from kvshim.listing import KvListIterator, Selector, positive_int
@@ -210,7 +210,7 @@ def _decode_entry(raw: RawEntry, key: Key | None = None) -> KvEntry:
     value = raw.value
     # Most values are V8: call its decoder directly (this runs once per entry listed).
     data = decode_v8(value.data) if value.encoding == _V8 else decode_value(value)
-    return KvEntry(decode_key(raw.key) if key is None else key, data, raw.versionstamp.hex())
+    return make_entry(decode_key(raw.key) if key is None else key, data, raw.versionstamp.hex())
 
 
 _V8 = int(ValueEncoding.V8)
