@@ -343,12 +343,12 @@ def atomic_write(conn: sqlite3.Connection, write: AtomicWrite, now: int) -> Writ
     versionstamp = _stamp(version)
     changes = Changes(version=version)
     for m in write.mutations:
-        key = m.key
-        if m.kind is MutationKind.DELETE:
+        key, kind = m.key, m.kind
+        if kind is _DELETE:
             conn.execute(STATEMENT_POINT_DELETE, (key,))
-        elif m.kind in (MutationKind.SET, MutationKind.SET_VERSIONSTAMPED_KEY):
+        elif kind is _SET or kind is _SET_VERSIONSTAMPED_KEY:
             assert m.value is not None
-            if m.kind is MutationKind.SET_VERSIONSTAMPED_KEY:
+            if kind is _SET_VERSIONSTAMPED_KEY:
                 key = versionstamped_key(key, versionstamp)
             _set(conn, key, m.value, version, m.expire_at_ms)
             if m.expire_at_ms is not None:
@@ -363,6 +363,12 @@ def atomic_write(conn: sqlite3.Connection, write: AtomicWrite, now: int) -> Writ
         _enqueue(conn, message)
         changes.enqueued = True
     return WriteResult(versionstamp, changes)
+
+
+# Enum members as module constants: looking one up on its class costs ~60 ns each time.
+_DELETE = MutationKind.DELETE
+_SET = MutationKind.SET
+_SET_VERSIONSTAMPED_KEY = MutationKind.SET_VERSIONSTAMPED_KEY
 
 
 def _bump_version(conn: sqlite3.Connection) -> int:
