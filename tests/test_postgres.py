@@ -243,12 +243,8 @@ def own_server() -> Iterator[Any]:
     """A private server this test may stop and start."""
     import pg_server
 
-    try:
-        server = pg_server.start_server()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-    yield server
-    server.cleanup()
+    with pg_server.running_server() as server:
+        yield server
 
 
 async def test_client_recovers_after_server_restart(own_server: Any, clients: Any) -> None:
