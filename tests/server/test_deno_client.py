@@ -56,16 +56,15 @@ def run_deno(
     return subprocess.run(command, env=env, timeout=100, capture_output=True, text=True)
 
 
-@pytest.mark.deno
-async def test_deno_client_matches_local_and_exchanges_values(
-    kv_connect_server: Any, tmp_path: Path
-) -> None:
-    url = f"{kv_connect_server.url}/deno{uuid.uuid4().hex[:8]}"
-    kv = await kvshim.open_kv(url)
+async def exchange_values_with_deno(url: str, token: str, tmp_path: Path) -> None:
+    """Python writes ``VALUES`` under ``["py", …]``; the Deno scenario checks them against
+    Deno's own local database and writes them back under ``["deno", …]``; Python reads those
+    back equal, and of the same type (a JS number read back is an ``int`` when integral)."""
+    kv = await kvshim.open_kv(url, environ={"KVSHIM_ACCESS_TOKEN": token})
     try:
         for name, value in VALUES.items():
             await kv.set(["py", name], value)
-        result = run_deno(SCRIPT, url, kv_connect_server.token, tmp_path)
+        result = run_deno(SCRIPT, url, token, tmp_path)
         assert result.returncode == 0, result.stderr + result.stdout
         assert result.stdout.strip().endswith("OK")
         for name, value in VALUES.items():
@@ -74,3 +73,11 @@ async def test_deno_client_matches_local_and_exchanges_values(
             assert type(got) is type(value) or name == "int", name
     finally:
         await kv.close()
+
+
+@pytest.mark.deno
+async def test_deno_client_matches_local_and_exchanges_values(
+    kv_connect_server: Any, tmp_path: Path
+) -> None:
+    url = f"{kv_connect_server.url}/deno{uuid.uuid4().hex[:8]}"
+    await exchange_values_with_deno(url, kv_connect_server.token, tmp_path)

@@ -17,7 +17,7 @@ from kv_connect_support import (
 import kvshim
 from kvshim.backends.pg_location import schema_for
 from kvshim.server import Databases
-from tests.server.test_deno_client import SCRIPT, VALUES, run_deno
+from tests.server.test_deno_client import exchange_values_with_deno
 
 
 @pytest.fixture
@@ -81,15 +81,4 @@ async def test_a_named_schema_via_db(postgres_server: Any, location: str) -> Non
 
 @pytest.mark.deno
 async def test_deno_client_on_postgres_storage(server: KvConnectServer, tmp_path: Path) -> None:
-    url = f"{server.url}/deno-app"
-    kv = await kvshim.open_kv(url, environ={"KVSHIM_ACCESS_TOKEN": server.token})
-    try:
-        for name, value in VALUES.items():
-            await kv.set(["py", name], value)
-        result = run_deno(SCRIPT, url, server.token, tmp_path)
-        assert result.returncode == 0, result.stderr + result.stdout
-        assert result.stdout.strip().endswith("OK")
-        for name, value in VALUES.items():
-            assert (await kv.get(["deno", name])).value == value, name
-    finally:
-        await kv.close()
+    await exchange_values_with_deno(f"{server.url}/deno-app", server.token, tmp_path)
