@@ -7,12 +7,13 @@ savepoint: the transaction is rolled back), commits once, and only then resolves
 futures: concurrent writers share one fsync.
 
 A read runs in one read transaction, which WAL turns into a consistent snapshot (a call of a
-single statement runs without BEGIN: SQLite gives one statement its own snapshot). A small read
-goes to the writer when it has nothing else to do (sequential code then talks to one thread,
-whose page cache its own writes keep warm); otherwise to an idle reader thread (each with its
-own connection, started on demand), so reads never hold up a group of writes. Which thread is
-busy is counted on the event loop (``pending``), so routing takes no lock. Results go back to
-the event loop through ``Completions``.
+single statement runs without BEGIN: SQLite gives one statement its own snapshot). Most small
+reads never come here: they run on the event loop itself (``_sqlite_inline``); those that found
+the file locked there, and bigger ones, do. A small read goes to the writer when it has nothing
+else to do (its page cache is warm); otherwise a read goes to an idle reader thread (each with
+its own connection, started on demand), so reads never hold up a group of writes. Which thread
+is busy is counted on the event loop (``pending``), so routing takes no lock. Results go back
+to the event loop through ``Completions``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,20 @@ WRITE, READ, READ_ONE = 0, 1, 2
 """Request kinds: a write; a read transaction; a read of one statement (no BEGIN needed)."""
 
 
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says the file was locked (SQLITE_BUSY or SQLITE_LOCKED, including
+    their extended codes such as SQLITE_BUSY_RECOVERY and SQLITE_BUSY_SNAPSHOT)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and (code & 0xFF) in _BUSY_CODES
+
+
+def as_kv_error(exc: BaseException) -> BaseException:
+    """``exc`` as the caller should see it: SQLite's own errors become ``BackendError``."""
+    if isinstance(exc, KvError) or not isinstance(exc, sqlite3.Error):
+        return exc
+    return BackendError(f"SQLite error: {exc}")
+
+
 def retry_busy(step: Callable[[], T]) -> T:
     """Run ``step``, retrying with a 5–20 ms random sleep while the file is locked (on top of
     the connection's busy timeout), so SQLITE_BUSY never reaches the caller."""
@@ -47,16 +62,10 @@ def retry_busy(step: Callable[[], T]) -> T:
         try:
             return step()
         except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", None) not in _BUSY_CODES:
+            if not is_busy(exc):
                 raise
             time.sleep(random.uniform(0.005, 0.02))
     return step()
-
-
-def _as_kv_error(exc: BaseException) -> BaseException:
-    if isinstance(exc, KvError) or not isinstance(exc, sqlite3.Error):
-        return exc
-    return BackendError(f"SQLite error: {exc}")
 
 
 class _Thread:
@@ -111,7 +120,7 @@ def _serve_read(conn: sqlite3.Connection, request: _Request[Any]) -> tuple[bool,
             return True, _call_busy(call, conn)
         return True, _read(conn, call)
     except Exception as exc:
-        return False, _as_kv_error(exc)
+        return False, as_kv_error(exc)
 
 
 def _call_busy(call: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
@@ -119,7 +128,7 @@ def _call_busy(call: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection
     try:
         return call(conn)
     except sqlite3.OperationalError as exc:
-        if getattr(exc, "sqlite_errorcode", None) not in _BUSY_CODES:
+        if not is_busy(exc):
             raise
     return retry_busy(lambda: call(conn))
 
@@ -276,7 +285,7 @@ class Writer(_Thread):
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("rollback")
-            failure = _as_kv_error(exc)
+            failure = as_kv_error(exc)
             outcomes = [(False, failure)] * len(batch)
         settle = self.completions.settle
         for request, (ok, outcome) in zip(batch, outcomes, strict=True):
@@ -289,7 +298,7 @@ class Writer(_Thread):
             return True, request.call(self._conn)
         except Exception as exc:
             self._conn.execute("rollback")
-            return False, _as_kv_error(exc)
+            return False, as_kv_error(exc)
 
     def _attempt(self, request: _Request[Any]) -> tuple[bool, Any]:
         conn = self._conn
@@ -299,7 +308,7 @@ class Writer(_Thread):
         except Exception as exc:
             conn.execute("rollback to request")
             conn.execute("release request")
-            return False, _as_kv_error(exc)
+            return False, as_kv_error(exc)
         conn.execute("release request")
         return True, outcome
 
@@ -323,7 +332,7 @@ class _Reader(_Thread):
                     try:
                         conn = self._connect()
                     except Exception as exc:
-                        settle(request, False, _as_kv_error(exc))
+                        settle(request, False, as_kv_error(exc))
                         continue
                 settle(request, *_serve_read(conn, request))
         finally:

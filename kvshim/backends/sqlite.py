@@ -23,15 +23,18 @@ import sqlite3
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from functools import partial
+from typing import TypeVar
 
 from kvshim.backends import sqlite_store as store
 from kvshim.backends._notify import NotifierHub, watch_keys
+from kvshim.backends._sqlite_inline import BUSY, LoopReader
 from kvshim.backends._sqlite_threads import Completions, ReaderPool, Writer
 from kvshim.clock import Clock, wall_clock_ms
 from kvshim.errors import KvError
 from kvshim.model import AtomicWrite, Consistency, RawEntry, ReadRange, StoredEntry
 
 logger = logging.getLogger("kvshim.sqlite")
+T = TypeVar("T")
 
 POLL_INTERVAL_S = 0.075
 """How often ``data_version`` is polled for other processes' writes while anyone waits."""
@@ -42,7 +45,7 @@ HEARTBEAT_S = 1.5
 MAX_QUEUE_WAIT_S = 2.0
 """The longest a queue listener sleeps without looking at the queue (a safety net only)."""
 SMALL_READ_ROWS = 16
-"""Reads of at most this many rows may run on the writer thread while it is idle."""
+"""Reads of at most this many rows run on the event loop's thread (``LoopReader``)."""
 
 
 class SharedDatabase:
@@ -61,6 +64,7 @@ class SharedDatabase:
         self.writer = writer
         self._completions = completions
         self.readers = ReaderPool(partial(store.connect, path), completions, writer)
+        self.inline = LoopReader(path)
         self.clock = clock
         self.hub = NotifierHub()
         self.handles = 0
@@ -78,6 +82,22 @@ class SharedDatabase:
     def start(self) -> None:
         """Start the expiry sweeper (its first pass deletes what expired while closed)."""
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    # --- reads -------------------------------------------------------------------------------
+
+    async def read(
+        self, call: Callable[[sqlite3.Connection], T], rows: int, *, single_statement: bool
+    ) -> T:
+        """``call(conn)`` in one snapshot, expected to return at most ``rows`` rows. A small
+        read runs right here, on the event loop's own connection, unless the file is locked;
+        anything else on a SQLite thread (see ``ReaderPool.run``)."""
+        small = rows <= SMALL_READ_ROWS
+        if small:
+            inline = self.inline
+            found = inline.read(call) if single_statement else inline.read_snapshot(call)
+            if found is not BUSY:
+                return found
+        return await self.readers.run(call, single_statement=single_statement, small=small)
 
     # --- writes and their aftermath ----------------------------------------------------------
 
@@ -167,9 +187,7 @@ class SharedDatabase:
     async def _poll_forever(self) -> None:
         while self._waiters > 0 and not self.closed:
             try:
-                version = await self.readers.run(
-                    store.data_version, single_statement=True, small=True
-                )
+                version = await self.read(store.data_version, 1, single_statement=True)
             except KvError:
                 logger.exception("polling the database for changes failed")
                 version = self.known_version
@@ -212,6 +230,7 @@ class SharedDatabase:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
+        self.inline.close()
         await self.writer.stop()
         await self.readers.close()
         self._completions.close()
@@ -278,17 +297,23 @@ class SqliteBackend:
         self, ranges: Sequence[ReadRange], consistency: Consistency = "strong"
     ) -> list[list[RawEntry]]:
         clock = self._db.clock
-        if len(ranges) == 1:  # the common case, without the generic bookkeeping
+        if len(ranges) == 1:  # the common case: one statement, one snapshot
             read = ranges[0]
-            return await self._db.readers.run_one(
-                lambda conn: [store.read_range(conn, read, clock())],
-                read.limit <= SMALL_READ_ROWS,
-            )
-        return await self._db.readers.run(
-            lambda conn: store.read_ranges(conn, ranges, clock()),
-            single_statement=False,
-            small=sum(r.limit for r in ranges) <= SMALL_READ_ROWS,
-        )
+
+            def read_one(conn: sqlite3.Connection) -> list[list[RawEntry]]:
+                return [store.read_range(conn, read, clock())]
+
+            if read.limit <= SMALL_READ_ROWS:  # db.read() inlined: the hottest read path
+                found = self._db.inline.read(read_one)
+                if found is not BUSY:
+                    return found
+            return await self._db.readers.run_one(read_one, read.limit <= SMALL_READ_ROWS)
+
+        def read_all(conn: sqlite3.Connection) -> list[list[RawEntry]]:
+            return store.read_ranges(conn, ranges, clock())
+
+        rows = sum(r.limit for r in ranges)
+        return await self._db.read(read_all, rows, single_statement=False)
 
     async def atomic_write(self, write: AtomicWrite) -> bytes | None:
         db = self._db
@@ -310,10 +335,10 @@ class SqliteBackend:
 
     async def _read_keys(self, keys: Sequence[bytes]) -> list[RawEntry | None]:
         clock = self._db.clock
-        return await self._db.readers.run(
+        return await self._db.read(
             lambda conn: store.read_keys(conn, keys, clock()),
+            len(keys),
             single_statement=len(keys) == 1,
-            small=len(keys) <= SMALL_READ_ROWS,
         )
 
     async def dequeue_next(self) -> SqliteMessage | None:

@@ -25,6 +25,8 @@ import pytest
 import kvshim
 from kvshim import BigInt, KvU64
 from kvshim.backends import sqlite as sqlite_backend
+from kvshim.backends._sqlite_inline import BUSY, LoopReader
+from kvshim.backends._sqlite_threads import is_busy
 from kvshim.runtime.deno import locate_deno
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,6 +169,98 @@ async def test_long_handler_is_not_delivered_twice(
         await asyncio.sleep(2.0)
     await asyncio.wait_for(asyncio.gather(*listeners), TIMEOUT)
     assert deliveries == ["once"]
+
+
+# --- small reads on the event loop ---------------------------------------------------------
+
+
+@contextmanager
+def _locked_exclusively(path: Path) -> Iterator[None]:
+    """Another connection holding the file in exclusive locking mode: WAL readers get BUSY."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("pragma locking_mode = exclusive")
+        conn.execute("begin exclusive")
+        conn.execute("commit")
+        yield
+    finally:
+        conn.close()
+
+
+async def test_loop_reader_says_busy_instead_of_waiting(db_path: Path) -> None:
+    async with await kvshim.open_kv(db_path) as kv:
+        await kv.set(["k"], 1)
+    reader = LoopReader(str(db_path))
+    count = "select count(*) from kv"
+    try:
+        with _locked_exclusively(db_path):
+            started = time.monotonic()
+            assert reader.read(lambda c: c.execute(count).fetchone()) is BUSY
+            assert reader.read_snapshot(lambda c: c.execute(count).fetchone()) is BUSY
+            assert time.monotonic() - started < 0.5
+        assert reader.read(lambda c: c.execute(count).fetchone()) == (1,)
+        assert reader.read_snapshot(lambda c: c.execute(count).fetchone()) == (1,)
+    finally:
+        reader.close()
+
+
+async def test_loop_reader_reports_other_sqlite_errors(tmp_path: Path) -> None:
+    path = tmp_path / "not-a-db"
+    path.write_bytes(b"this is not a SQLite file" * 100)
+    reader = LoopReader(str(path))
+    try:
+        with pytest.raises(kvshim.BackendError, match="SQLite error: file is not a database"):
+            reader.read(lambda c: c.execute("select 1 from kv").fetchone())
+    finally:
+        reader.close()
+
+
+class _AlwaysLocked(LoopReader):
+    """A loop connection that always finds the file locked (the rare case, made certain)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.refused = 0
+
+    def read(self, call: Any) -> Any:
+        self.refused += 1
+        return BUSY
+
+    def read_snapshot(self, call: Any) -> Any:
+        self.refused += 1
+        return BUSY
+
+
+async def test_small_reads_go_to_a_thread_when_the_loop_connection_is_locked(
+    kv: kvshim.Kv, db_path: Path
+) -> None:
+    db = sqlite_backend._registry[(os.path.realpath(db_path), id(asyncio.get_running_loop()))]
+    db.inline.close()
+    db.inline = locked = _AlwaysLocked(str(db_path))
+    await kv.set(["a"], 1)
+    await kv.set(["b"], 2)
+    assert (await kv.get(["a"])).value == 1
+    assert [e.value for e in await kv.get_many([["a"], ["b"], ["c"]])] == [1, 2, None]
+    assert [e.value async for e in kv.list(prefix=[], limit=5)] == [1, 2]
+    assert locked.refused == 3
+
+
+@pytest.mark.parametrize(
+    ("code", "busy"),
+    [
+        (sqlite3.SQLITE_BUSY, True),
+        (sqlite3.SQLITE_LOCKED, True),
+        (261, True),  # SQLITE_BUSY_RECOVERY
+        (517, True),  # SQLITE_BUSY_SNAPSHOT
+        (262, True),  # SQLITE_LOCKED_SHAREDCACHE
+        (sqlite3.SQLITE_CORRUPT, False),
+        (sqlite3.SQLITE_IOERR | (10 << 8), False),  # SQLITE_IOERR_FSYNC
+    ],
+)
+def test_busy_codes_include_extended_ones(code: int, busy: bool) -> None:
+    error = sqlite3.OperationalError("database is locked")
+    error.sqlite_errorcode = code
+    assert is_busy(error) is busy
 
 
 # --- other processes ---------------------------------------------------------------------
