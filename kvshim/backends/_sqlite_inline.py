@@ -6,6 +6,7 @@ a thread wake-up each way, 20–90 µs on a busy or virtualised machine. So a re
 runs inline, on a connection of its own that never waits for a lock (busy timeout 0): in WAL
 mode readers take no lock that a writer holds, and on the rare SQLITE_BUSY (another process
 recovering the WAL index, say) the read says so and the caller hands it to a thread as before.
+The price: a read whose few pages are not in the OS cache waits for the disk on the loop.
 """
 
 from __future__ import annotations
