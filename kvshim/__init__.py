@@ -1,5 +1,7 @@
 """kvshim: Deno KV for Python, with one database per timeline.
 
+In an ``async`` function::
+
     import kvshim
     kv = await kvshim.open_kv()
     await kv.set(["users", 1], {"name": "Ada"})
