@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from enum import Enum
+from pathlib import Path
 from typing import TypeVar
 
 from kvshim.backends._sqlite_threads import as_kv_error, is_busy
@@ -66,9 +67,11 @@ class LoopReader:
             self._conn = None
 
     def _open(self) -> sqlite3.Connection:
+        # Read-only, so it can neither write nor create a file that has gone missing; no
+        # pragmas: WAL mode is a property of the file, set by the writer's connection.
+        uri = Path(self._path).absolute().as_uri() + "?mode=ro"
         try:
-            # No pragmas: WAL mode is a property of the file, set by the writer's connection.
-            self._conn = sqlite3.connect(self._path, timeout=0, isolation_level=None)
+            self._conn = sqlite3.connect(uri, timeout=0, isolation_level=None, uri=True)
         except sqlite3.Error as exc:
             raise BackendError(f"unable to open database file: {self._path}") from exc
         return self._conn

@@ -215,6 +215,23 @@ async def test_loop_reader_reports_other_sqlite_errors(tmp_path: Path) -> None:
         reader.close()
 
 
+async def test_loop_reader_never_creates_a_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "gone.sqlite3"
+    reader = LoopReader(str(path))
+    with pytest.raises(kvshim.BackendError, match="unable to open database file"):
+        reader.read(lambda c: c.execute("select 1").fetchone())
+    assert not path.exists()
+
+
+async def test_reads_on_a_path_with_uri_characters(tmp_path: Path) -> None:
+    folder = tmp_path / "a b#c?d%e&é"
+    folder.mkdir()
+    async with await kvshim.open_kv(folder / "kv.sqlite3") as kv:
+        await kv.set(["k"], "v")
+        assert (await kv.get(["k"])).value == "v"
+        assert [e.value for e in await kv.get_many([["k"], ["x"]])] == ["v", None]
+
+
 class _AlwaysLocked(LoopReader):
     """A loop connection that always finds the file locked (the rare case, made certain)."""
 
