@@ -14,6 +14,8 @@ DEFAULT_URL_VARIABLE = "KVSHIM_KV_URL"
 _defaults: WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Task[Kv]]] = (
     WeakKeyDictionary()
 )
+# The default handed out last, checked first: a request handler calls open_kv() every time.
+_last: tuple[asyncio.AbstractEventLoop, str, Kv] | None = None
 
 
 async def open_kv(
@@ -27,15 +29,22 @@ async def open_kv(
     an in-memory one. The default is opened once and shared, so calling ``open_kv()`` on every
     request is cheap.
     """
+    global _last
     if url is not None:
         return Kv(await open_backend(os.fspath(url), environ))
     target = environ.get(DEFAULT_URL_VARIABLE) or ":memory:"
-    opened = _defaults.setdefault(asyncio.get_running_loop(), {})
+    loop = asyncio.get_running_loop()
+    last = _last
+    if last is not None and last[0] is loop and last[1] == target and not last[2].closed:
+        return last[2]
+    opened = _defaults.setdefault(loop, {})
     task = opened.get(target)
     if task is None or (task.done() and _is_unusable(task)):
         task = asyncio.ensure_future(_open(target, environ))
         opened[target] = task
-    return await asyncio.shield(task)
+    kv = await asyncio.shield(task)
+    _last = (loop, target, kv)
+    return kv
 
 
 async def _open(url: str, environ: Mapping[str, str]) -> Kv:
@@ -49,7 +58,11 @@ def _is_unusable(task: asyncio.Task[Kv]) -> bool:
 async def close_default_kvs() -> None:
     """Close every default database that ``open_kv()`` opened on the running event loop (the
     runtime calls this on shutdown, so SQLite files are closed cleanly)."""
-    opened = _defaults.pop(asyncio.get_running_loop(), {})
+    global _last
+    loop = asyncio.get_running_loop()
+    if _last is not None and _last[0] is loop:
+        _last = None
+    opened = _defaults.pop(loop, {})
     for task in opened.values():
         if not task.done():
             await asyncio.wait([task])

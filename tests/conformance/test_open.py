@@ -6,6 +6,8 @@ else in-memory; one object per process). Backend-independent, so not parametrise
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import kvshim
@@ -67,3 +69,27 @@ async def test_default_database() -> None:
         await private.close()
     await a.delete(["conformance-default-db"])
     await c.delete(["conformance-default-db-2"])
+
+
+async def test_default_follows_the_environment_and_reopens_when_closed(tmp_path: Path) -> None:
+    # What `kvshim run` relies on when the branch changes: the default is the database the
+    # environment names now, and a default that was closed is opened again, not handed out.
+    env_a = {"KVSHIM_KV_URL": str(tmp_path / "a.sqlite3")}
+    env_b = {"KVSHIM_KV_URL": str(tmp_path / "b.sqlite3")}
+    a = await kvshim.open_kv(environ=env_a)
+    b = await kvshim.open_kv(environ=env_b)
+    again: kvshim.Kv | None = None
+    try:
+        assert a is not b
+        assert await kvshim.open_kv(environ=env_a) is a
+        assert await kvshim.open_kv(environ=env_b) is b
+        await a.set(["which"], "a")
+        await a.close()
+        again = await kvshim.open_kv(environ=env_a)
+        assert again is not a and not again.closed
+        assert (await again.get(["which"])).value == "a"
+        assert await kvshim.open_kv(environ=env_a) is again
+    finally:
+        for kv in (a, b, again):
+            if kv is not None and not kv.closed:
+                await kv.close()
