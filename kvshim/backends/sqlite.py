@@ -6,7 +6,8 @@ kill and, given an honest disk, power loss), and an atomic write is applied enti
 all (one SAVEPOINT per write inside the group's transaction).
 
 All handles on one file opened from one event loop share a ``SharedDatabase`` (keyed by the
-canonical path): one writer thread, one reader pool, one ``NotifierHub``, one expiry sweeper.
+canonical path): one writer thread, one read connection for small reads on the loop itself,
+one reader pool, one ``NotifierHub``, one expiry sweeper.
 Unlike Deno, changes made by other processes are noticed: while anyone watches or listens,
 ``data_version`` is polled every ``POLL_INTERVAL_S``, and a change wakes every watcher, queue
 listener and the sweeper. A dequeued message moves to ``queue_running`` with a lease that a
