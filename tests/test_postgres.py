@@ -110,12 +110,48 @@ async def test_versionstamps_increase_across_clients(postgres_server: Any, clien
     assert (await again.set(["after"], 1)).versionstamp > max(stamps)
 
 
+def _sequence_value(postgres_server: Any, schema: str) -> int:
+    out = postgres_server.psql(f"SELECT last_value FROM {schema}.kv_version;")
+    return int(next(line for line in out.splitlines() if line.strip().isdigit()))
+
+
 async def test_failed_check_consumes_no_version(postgres_server: Any, clients: Any) -> None:
-    kv = await clients(postgres_server.url())
+    schema = "kv_failed_check"
+    kv = await clients(postgres_server.url(schema))
     first = await kv.set(["s"], "text")
+    assert _sequence_value(postgres_server, schema) == int(first.versionstamp[:16], 16)
     assert not (await kv.atomic().check(kvshim.AtomicCheck(["s"], None)).commit()).ok
-    second = await kv.set(["y"], 2)
-    assert int(second.versionstamp, 16) == int(first.versionstamp, 16) + (1 << 16)
+    assert _sequence_value(postgres_server, schema) == int(first.versionstamp[:16], 16)
+
+
+async def test_a_schema_made_by_an_older_kvshim_is_migrated(
+    postgres_server: Any, clients: Any
+) -> None:
+    """A schema with only the first migration (plain +1 versions) gets the random 1-9 step."""
+    import asyncpg
+
+    from kvshim.backends.postgres import parse_url, schema
+
+    url = postgres_server.url("kv_older")
+    config = parse_url(url)
+    con = await asyncpg.connect(config.dsn)
+    try:
+        quoted = schema.quote_ident(config.schema)
+        await con.execute(f"CREATE SCHEMA {quoted}")
+        await con.execute(
+            f"CREATE TABLE {quoted}.kv_migrations (version integer PRIMARY KEY, "
+            "applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        await con.execute(schema.MIGRATIONS[0].format(s=quoted))
+        await con.execute(f"INSERT INTO {quoted}.kv_migrations (version) VALUES (1)")
+    finally:
+        await con.close()
+    kv = await clients(url)
+    stamps = [int((await kv.set(["k"], i)).versionstamp[:16], 16) for i in range(60)]
+    steps = {b - a for a, b in zip(stamps, stamps[1:], strict=False)}
+    assert steps <= set(range(1, 10)) and len(steps) >= 4
+    out = postgres_server.psql("SELECT max(version) FROM kv_older.kv_migrations;")
+    assert any(line.strip() == str(len(schema.MIGRATIONS)) for line in out.splitlines())
 
 
 async def test_failed_mutation_leaves_nothing(postgres_server: Any, clients: Any) -> None:

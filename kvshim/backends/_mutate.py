@@ -1,6 +1,9 @@
-"""What sum, min and max do to a stored value; shared by every backend that applies mutations."""
+"""What a commit does to stored values and to the version counter; shared by every backend that
+applies mutations itself."""
 
 from __future__ import annotations
+
+import random
 
 from kvshim.errors import KvTypeError
 from kvshim.model import EncodedValue, MutationKind, ValueEncoding
@@ -32,3 +35,9 @@ def apply_u64(
 def versionstamped_key(key: bytes, versionstamp: bytes) -> bytes:
     """``key`` with the commit's versionstamp appended as a string part."""
     return key + b"\x02" + versionstamp.hex().encode() + b"\x00"
+
+
+def commit_step() -> int:
+    """How far a commit moves the version counter: a random 1–9, as Deno's local backends do
+    (so that nobody comes to rely on consecutive versionstamps). Expiry sweeps move it by 1."""
+    return random.randint(1, 9)

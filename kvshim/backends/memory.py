@@ -9,7 +9,7 @@ from bisect import bisect_left, insort
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 
-from kvshim.backends._mutate import apply_u64, versionstamped_key
+from kvshim.backends._mutate import apply_u64, commit_step, versionstamped_key
 from kvshim.backends._notify import NotifierHub, watch_keys
 from kvshim.clock import Clock, wall_clock_ms
 from kvshim.model import (
@@ -108,9 +108,10 @@ class MemoryStore:
             stored = self._live(check.key, now)
             if (stored[0].versionstamp if stored else None) != check.versionstamp:
                 return None
-        versionstamp = versionstamp_from_version(self._version + 1)
+        version = self._version + commit_step()
+        versionstamp = versionstamp_from_version(version)
         staged = self._stage(write.mutations, versionstamp, now)
-        self._version += 1
+        self._version = version
         self._apply(staged)
         for message in write.enqueues:
             self._push(message.deadline_ms, _pending(message))
@@ -207,9 +208,9 @@ class MemoryStore:
         elif message.keys_if_undelivered:
             value = EncodedValue(message.payload, ValueEncoding.V8)
             dead = [Mutation(k, MutationKind.SET, value) for k in message.keys_if_undelivered]
-            versionstamp = versionstamp_from_version(self._version + 1)
-            staged = self._stage(dead, versionstamp, self._clock())
-            self._version += 1
+            version = self._version + commit_step()
+            staged = self._stage(dead, versionstamp_from_version(version), self._clock())
+            self._version = version
             self._apply(staged)
             self.hub.notify(staged)
 

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kvshim.backends._mutate import apply_u64, versionstamped_key
+from kvshim.backends._mutate import apply_u64, commit_step, versionstamped_key
 from kvshim.errors import BackendError
 from kvshim.model import (
     AtomicWrite,
@@ -98,7 +98,7 @@ create table queue_running(
 _LIVE = "(expiration_ms < 0 or expiration_ms > ?)"
 STATEMENT_DATA_VERSION = "select version from data_version where k = 0"
 STATEMENT_BUMP_VERSION = (
-    "update data_version set version = version + 1 where k = 0 returning version"
+    "update data_version set version = version + ? where k = 0 returning version"
 )
 STATEMENT_RANGE_ASC = (
     "select k, v, v_encoding, version from kv where k >= ? and k < ? and "
@@ -339,7 +339,7 @@ def atomic_write(conn: sqlite3.Connection, write: AtomicWrite, now: int) -> Writ
         row = conn.execute(STATEMENT_POINT_VERSION, (check.key, now)).fetchone()
         if (_stamp(row[0]) if row else None) != check.versionstamp:
             return WriteResult(None, Changes())
-    version = _bump_version(conn)
+    version = _bump_version(conn, commit_step())
     versionstamp = _stamp(version)
     changes = Changes(version=version)
     for m in write.mutations:
@@ -371,8 +371,8 @@ _SET = MutationKind.SET
 _SET_VERSIONSTAMPED_KEY = MutationKind.SET_VERSIONSTAMPED_KEY
 
 
-def _bump_version(conn: sqlite3.Connection) -> int:
-    row = conn.execute(STATEMENT_BUMP_VERSION).fetchone()
+def _bump_version(conn: sqlite3.Connection, step: int) -> int:
+    row = conn.execute(STATEMENT_BUMP_VERSION, (step,)).fetchone()
     return int(row[0])
 
 
@@ -397,7 +397,7 @@ def sweep_expired(conn: sqlite3.Connection, now: int) -> tuple[Changes, int | No
     changes = Changes(keys=keys)
     if keys:
         conn.execute(STATEMENT_DELETE_EXPIRED, (now,))
-        changes.version = _bump_version(conn)
+        changes.version = _bump_version(conn, 1)
     return changes, earliest_expiry(conn)
 
 
@@ -491,7 +491,7 @@ def _failed(conn: sqlite3.Connection, row: QueueRow, now: int) -> Changes:
         return Changes(enqueued=True)
     if not row.keys_if_undelivered:
         return Changes()
-    version = _bump_version(conn)
+    version = _bump_version(conn, commit_step())
     value = EncodedValue(row.payload, ValueEncoding.V8)
     for key in row.keys_if_undelivered:
         _set(conn, key, value, version, None)

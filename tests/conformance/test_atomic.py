@@ -164,6 +164,19 @@ async def test_failed_check_does_not_break_monotonicity(kv: kvshim.Kv) -> None:
     assert first.versionstamp and second.versionstamp and second.versionstamp > first.versionstamp
 
 
+async def test_a_commit_moves_the_version_by_a_random_1_to_9(kv: kvshim.Kv) -> None:
+    # §4: Deno's local backends add a random 1-9 per commit, so that nobody relies on
+    # consecutive versionstamps; 150 commits all within 1..9 and not all the same step.
+    versions = []
+    for i in range(150):
+        stamp = (await kv.set(["step"], i)).versionstamp
+        assert stamp is not None and stamp.endswith("0000")
+        versions.append(int(stamp[:16], 16))
+    steps = [b - a for a, b in zip(versions, versions[1:], strict=False)]
+    assert all(1 <= step <= 9 for step in steps), steps
+    assert len(set(steps)) >= 5, steps
+
+
 async def test_versionstamps_increase_under_concurrency(kv: kvshim.Kv) -> None:
     results = await asyncio.gather(*(kv.set(["k", i], i) for i in range(50)))
     stamps = [r.versionstamp for r in results]

@@ -181,6 +181,17 @@ _WRITE_FUNCTION = r"""
     $fn$;
 """
 
+_DRAW_VERSION = "v := nextval('{s}.kv_version');"
+# A random 1-9 nextval calls, not nextval + setval: setval needs UPDATE on the sequence, and
+# USAGE is all a client has to be granted. Under the write lock no other writer interleaves.
+_DRAW_VERSION_RANDOM_STEP = (
+    "v := nextval('{s}.kv_version');\n"
+    "        FOR step IN 2 .. 1 + floor(random() * 9)::integer LOOP\n"
+    "            v := nextval('{s}.kv_version');\n"
+    "        END LOOP;"
+)
+assert _DRAW_VERSION in _WRITE_FUNCTION
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: entries, the version sequence, the queue, and the write functions.
     """
@@ -209,6 +220,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """
     + _WRITE_FUNCTION,
+    # 2: a commit moves the version by a random 1-9, as Deno's local backends do.
+    _WRITE_FUNCTION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION").replace(
+        _DRAW_VERSION, _DRAW_VERSION_RANDOM_STEP
+    ),
 )
 """Each entry runs once per schema, in order; ``{s}`` is the quoted schema name. Append new
 entries; never edit one that has shipped."""

@@ -7,7 +7,8 @@ while the server works.
 Why versionstamps are strictly increasing across every client and never seen out of order:
 ``kv_write`` (and every other data-changing transaction: expiry sweeps, dead letters) first
 takes the schema's transaction-level advisory lock and keeps it until COMMIT, and only then
-draws its version from the ``kv_version`` sequence. Only one such transaction runs between
+draws its version from the ``kv_version`` sequence (a write draws a random 1-9 numbers and
+keeps the last, as Deno's local backends move by 1-9). Only one such transaction runs between
 taking the lock and committing at a time, and PostgreSQL releases a transaction's locks only
 after its commit is visible, so
 
