@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kvshim import limits, validation
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 Committer = Callable[[AtomicWrite], Awaitable[CommitResult]]
 _SEQUENCES = (list, tuple)  # a tuple, not `list | tuple`: that builds a union per call
 _U64_KINDS = {"sum": MutationKind.SUM, "min": MutationKind.MIN, "max": MutationKind.MAX}
+_MUTATION_TYPES = frozenset({"set", "delete", *_U64_KINDS})
 
 
 class AtomicOperation:
@@ -34,7 +35,7 @@ class AtomicOperation:
         self._clock = clock
         self._checks: list[Check] = []
         self._mutations: list[tuple[Mutation, int | None]] = []
-        self._enqueues: list[tuple[Enqueue, float]] = []
+        self._enqueues: list[tuple[Enqueue, float, int]] = []
 
     def check(self, *checks: KvEntry | AtomicCheck) -> AtomicOperation:
         """Require each key to still be at the given versionstamp (``None``: not to exist)."""
@@ -53,6 +54,33 @@ class AtomicOperation:
     def delete(self, key: Sequence[Any]) -> AtomicOperation:
         """Remove ``key``."""
         self._mutations.append((delete_mutation(key), None))
+        return self
+
+    def mutate(self, *mutations: Mapping[str, Any]) -> AtomicOperation:
+        """Add Deno-style mutation records, in order: ``{"type": "set", "key": k, "value": v}``
+        (optionally ``"expire_in"``, or Deno's ``"expireIn"``: milliseconds, ignored unless a
+        number), ``{"type": "delete", "key": k}``, and ``{"type": "sum" | "min" | "max",
+        "key": k, "value": KvU64(n)}``."""
+        for mutation in mutations:
+            kind = mutation.get("type") if isinstance(mutation, Mapping) else None
+            if not isinstance(kind, str) or kind not in _MUTATION_TYPES:
+                raise KvTypeError("Invalid mutation type")
+            if "key" not in mutation:
+                raise KvTypeError(f"Invalid mutation '{kind}' without key")
+            key, value = mutation["key"], mutation.get("value")
+            if kind == "set":
+                if "value" not in mutation:
+                    raise KvTypeError("Invalid mutation 'set' without value")
+                ttl = mutation.get("expire_in", mutation.get("expireIn"))
+                self.set(key, value, expire_in=ttl if validation.is_number(ttl) else None)
+            elif kind == "delete":
+                if value:  # Deno lets a falsy value through
+                    raise KvTypeError("Invalid mutation 'delete' with value")
+                self.delete(key)
+            elif not isinstance(value, KvU64):  # Deno's V8 ``sum`` extension is not supported
+                raise KvTypeError(f"Failed to perform '{kind}' mutation on a non-U64 operand")
+            else:
+                self._u64(kind, key, value)
         return self
 
     def sum(self, key: Sequence[Any], n: int | KvU64) -> AtomicOperation:
@@ -84,18 +112,20 @@ class AtomicOperation:
         backoff_schedule: Sequence[float] | None = None,
     ) -> AtomicOperation:
         """Add a queue message, delivered after ``delay`` milliseconds (see ``Kv.enqueue``)."""
+        # Deno's order: delay, then the schedule, then cloning the value and its size.
+        wait = validation.delay(delay)
+        schedule = validation.backoff_schedule(backoff_schedule)
         payload = encode_v8(value)
         if len(payload) > limits.MAX_VALUE_SIZE_BYTES:
             raise KvTypeError(
                 f"enqueue payload too large (max {limits.MAX_VALUE_SIZE_BYTES} bytes)"
             )
         message = Enqueue(
-            payload,
-            0,
-            tuple(encode_key(key) for key in keys_if_undelivered or ()),
-            validation.backoff_schedule(backoff_schedule),
+            payload, 0, tuple(encode_key(key) for key in keys_if_undelivered or ()), schedule
         )
-        self._enqueues.append((message, validation.delay(delay)))
+        # Only a schedule the caller gave counts towards the total size, as in Deno.
+        charged = 0 if backoff_schedule is None else len(schedule)
+        self._enqueues.append((message, wait, charged))
         return self
 
     async def commit(self) -> CommitResult:
@@ -110,11 +140,11 @@ class AtomicOperation:
         if self._enqueues or any(expire_in is not None for _, expire_in in self._mutations):
             now = self._clock()
             mutations = tuple(_with_expiry(m, expire_in, now) for m, expire_in in self._mutations)
-            enqueues = tuple(_scheduled(e, delay, now) for e, delay in self._enqueues)
+            enqueues = tuple(_scheduled(e, delay, now) for e, delay, _ in self._enqueues)
         else:  # nothing timed: no clock needed
             mutations, enqueues = tuple([m for m, _ in self._mutations]), ()
         write = AtomicWrite(tuple(self._checks), mutations, enqueues)
-        check_sizes(write)
+        check_sizes(write, [charged for _, _, charged in self._enqueues])
         return write
 
     def __await__(self) -> Generator[Any, None, None]:
@@ -129,10 +159,12 @@ def set_mutation(
     kind = MutationKind.SET
     if isinstance(key, _SEQUENCES) and key and key[-1] is COMMIT_VERSIONSTAMP:
         kind, key = MutationKind.SET_VERSIONSTAMPED_KEY, key[:-1]
-    encoded = encode_value(value)
-    validation.value_size(len(encoded.data))
+    # Deno's order: expireIn, then cloning the value, then the key, then the value's size.
     ttl = None if expire_in is None else validation.expire_in(expire_in)
-    return Mutation(validation.write_key(key), kind, encoded), ttl
+    encoded = encode_value(value)
+    encoded_key = validation.write_key(key)
+    validation.value_size(len(encoded.data))
+    return Mutation(encoded_key, kind, encoded), ttl
 
 
 def delete_mutation(key: Sequence[Any]) -> Mutation:
@@ -160,8 +192,10 @@ def _scheduled(message: Enqueue, delay: float, now: int) -> Enqueue:
     return Enqueue(message.payload, deadline, message.keys_if_undelivered, message.backoff_schedule)
 
 
-def check_sizes(write: AtomicWrite) -> None:
-    """Deno's total-size limits for one write (value-carrying keys count twice)."""
+def check_sizes(write: AtomicWrite, backoff_intervals: Sequence[int] | None = None) -> None:
+    """Deno's total-size limits for one write (value-carrying keys count twice). An enqueue
+    counts 4 bytes per backoff interval: ``backoff_intervals`` says how many intervals each
+    enqueue is charged (those its caller gave), else its whole schedule counts."""
     # Plain loops: most writes are one or two items, where generator expressions cost more.
     total = total_keys = 0
     for check in write.checks:
@@ -172,8 +206,9 @@ def check_sizes(write: AtomicWrite) -> None:
         if mutation.value is not None:
             total += size + len(mutation.value.data)
             total_keys += size
-    for e in write.enqueues:
-        total += len(e.payload) + 4 * len(e.backoff_schedule)
+    for i, e in enumerate(write.enqueues):
+        intervals = len(e.backoff_schedule) if backoff_intervals is None else backoff_intervals[i]
+        total += len(e.payload) + 4 * intervals
     if total > limits.MAX_TOTAL_MUTATION_SIZE_BYTES:
         raise KvTypeError(
             f"Total mutation size too large (max {limits.MAX_TOTAL_MUTATION_SIZE_BYTES} bytes)"

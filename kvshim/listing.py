@@ -17,7 +17,7 @@ from kvshim.model import Consistency, RawEntry, ReadRange
 
 Reader = Callable[[ReadRange, Consistency], Awaitable[list[RawEntry]]]
 Decoder = Callable[[RawEntry], KvEntry]
-_CURSOR = re.compile(r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}==|[A-Za-z0-9_-]{3}=)?$")
+_CURSOR = re.compile(r"(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}==|[A-Za-z0-9_-]{3}=)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,10 +169,15 @@ class KvListIterator(AsyncIterator[KvEntry]):
         first, last = (start, key) if self._reverse else (key + b"\x00", end)
         if first < start or last > end:
             raise KvTypeError("cursor out of bounds")
-        return first, last
+        return validation.read_bound(first), validation.read_bound(last)
 
 
 def _decode_cursor(cursor: str) -> bytes:
-    if not _CURSOR.match(cursor):
+    # Strict: the whole text (no trailing newline), in the one form the bytes encode to (no
+    # stray bits in the last character), as Deno's decoder accepts.
+    if not _CURSOR.fullmatch(cursor):
         raise KvTypeError("invalid cursor")
-    return base64.urlsafe_b64decode(cursor)
+    decoded = base64.urlsafe_b64decode(cursor)
+    if base64.urlsafe_b64encode(decoded).decode() != cursor:
+        raise KvTypeError("invalid cursor")
+    return decoded

@@ -489,6 +489,26 @@ async def test_total_mutation_size_counts_checks_and_deletes(kv: kvshim.Kv) -> N
         await op.commit()
 
 
+@pytest.mark.kv_feature("queues")
+async def test_enqueue_counts_only_a_given_backoff_schedule(kv: kvshim.Kv) -> None:
+    # 12 enqueues of a 65,006-byte payload + one set of a 12-byte key: 780072 + 24 + value.
+    # Without a backoffSchedule an enqueue counts its payload only (Deno: 0 intervals, though
+    # the default schedule applies); with one, 4 bytes per interval.
+    def build(value_size: int, schedule: list[int] | None) -> kvshim.AtomicOperation:
+        op = kv.atomic()
+        for _ in range(12):
+            op.enqueue("x" * 65000, backoff_schedule=schedule)
+        return op.set(["k"], bytes(value_size))
+
+    assert (await build(39122, None).commit()).ok
+    assert (await build(38882, [1, 1, 1, 1, 1]).commit()).ok
+    for size, schedule in ((39123, None), (38883, [1, 1, 1, 1, 1])):
+        with pytest.raises(
+            kvshim.KvTypeError, match=exact("Total mutation size too large (max 819200 bytes)")
+        ):
+            await build(size, schedule).commit()
+
+
 async def test_kvu64_counts_as_8_bytes(kv: kvshim.Kv) -> None:
     def build(extra: int) -> kvshim.AtomicOperation:
         op = kv.atomic()
@@ -561,3 +581,91 @@ async def test_expire_in_validation_in_builder(kv: kvshim.Kv) -> None:
         kvshim.KvTypeError, match=exact("expireIn must be a non-negative integer: received -1")
     ):
         kv.atomic().set(["k"], 1, expire_in=-1)  # synchronous in the builder
+
+
+# --- mutate() (§6.1, §6.5) ------------------------------------------------------------------
+
+
+async def test_mutate_applies_records_in_order(kv: kvshim.Kv) -> None:
+    await kv.set(["gone"], 1)
+    result = await (
+        kv.atomic()
+        .mutate(
+            {"type": "set", "key": ["a"], "value": {"n": 1}},
+            {"type": "sum", "key": ["n"], "value": KvU64(5)},
+            {"type": "sum", "key": ["n"], "value": KvU64(2)},
+            {"type": "delete", "key": ["gone"]},
+            {"type": "delete", "key": ["gone2"], "value": 0},  # a falsy value is let through
+            {"type": "set", "key": ["none"], "value": None},
+            {"type": "max", "key": ["m"], "value": KvU64(3)},
+            {"type": "min", "key": ["m"], "value": KvU64(1)},
+        )
+        .commit()
+    )
+    assert result.ok
+    entries = await kv.get_many([["a"], ["n"], ["gone"], ["none"], ["m"]])
+    assert [e.value for e in entries] == [{"n": 1}, KvU64(7), None, None, KvU64(1)]
+    assert entries[3].versionstamp == result.versionstamp  # a stored None, not a missing key
+
+
+async def test_mutate_expire_in(kv: kvshim.Kv) -> None:
+    await (
+        kv.atomic()
+        .mutate(
+            {"type": "set", "key": ["t"], "value": 1, "expire_in": 100},
+            {"type": "set", "key": ["deno"], "value": 1, "expireIn": 100},
+            {
+                "type": "set",
+                "key": ["kept"],
+                "value": 1,
+                "expireIn": "100",
+            },  # not a number: ignored
+        )
+        .commit()
+    )
+    await asyncio.sleep(0.3)
+    assert [e.value for e in await kv.get_many([["t"], ["deno"], ["kept"]])] == [None, None, 1]
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"type": "set", "key": ["a"]}, "Invalid mutation 'set' without value"),
+        ({"type": "delete", "key": ["a"], "value": 1}, "Invalid mutation 'delete' with value"),
+        ({"type": "bogus", "key": ["a"]}, "Invalid mutation type"),
+        ({"key": ["a"], "value": 1}, "Invalid mutation type"),
+        ({"type": "set", "value": 1}, "Invalid mutation 'set' without key"),
+        (
+            {"type": "min", "key": ["a"], "value": 1},
+            "Failed to perform 'min' mutation on a non-U64 operand",
+        ),
+        (
+            {"type": "max", "key": ["a"], "value": "x"},
+            "Failed to perform 'max' mutation on a non-U64 operand",
+        ),
+        (
+            {"type": "sum", "key": ["a"], "value": 1},
+            "Failed to perform 'sum' mutation on a non-U64 operand",
+        ),
+        ({"type": "set", "key": [], "value": 1}, "key cannot be empty"),
+        (
+            {"type": "set", "key": ["a"], "value": 1, "expire_in": -1},
+            "expireIn must be a non-negative integer: received -1",
+        ),
+    ],
+    ids=[
+        "set-without-value",
+        "delete-with-value",
+        "unknown-type",
+        "no-type",
+        "no-key",
+        "min-non-u64",
+        "max-non-u64",
+        "sum-non-u64",
+        "empty-key",
+        "bad-expire-in",
+    ],
+)
+def test_mutate_validation(kv: kvshim.Kv, record: dict[str, Any], message: str) -> None:
+    with pytest.raises(kvshim.KvTypeError, match=exact(message)):
+        kv.atomic().mutate(record)

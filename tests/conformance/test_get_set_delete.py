@@ -130,6 +130,34 @@ async def test_empty_key(kv: kvshim.Kv) -> None:
         await kv.delete([])
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "expire_in", "message"),
+    [
+        ([], bytes(70000), None, "key cannot be empty"),
+        ([b"\x01" * 3000], bytes(70000), None, "Key too large for write (max 2048 bytes)"),
+        ([], print, None, "<class 'builtin_function_or_method'> could not be cloned."),
+        (["k"], print, -1, "expireIn must be a non-negative integer: received -1"),
+        ([], 1, -1, "expireIn must be a non-negative integer: received -1"),
+    ],
+    ids=[
+        "empty-key-before-value-size",
+        "key-size-before-value-size",
+        "clone-before-key",
+        "expire-in-before-clone",
+        "expire-in-before-key",
+    ],
+)
+async def test_set_validation_order(
+    kv: kvshim.Kv, key: list[object], value: object, expire_in: int | None, message: str
+) -> None:
+    # Deno checks expireIn, then clones the value, then the key, then the value's size
+    # (checked with 2.9.8); atomic().set() checks in the same order.
+    with pytest.raises(kvshim.KvTypeError, match=exact(message)):
+        await kv.set(key, value, expire_in=expire_in)
+    with pytest.raises(kvshim.KvTypeError, match=exact(message)):
+        kv.atomic().set(key, value, expire_in=expire_in)
+
+
 WRITE_TOO_LARGE = exact("Key too large for write (max 2048 bytes)")
 READ_TOO_LARGE = exact("Key too large for read (max 2049 bytes)")
 

@@ -348,10 +348,20 @@ async def test_cursor_with_prefix_and_start(seeded: kvshim.Kv) -> None:
     assert await list_keys(seeded, prefix=["a"], start=["a", "b"], cursor=it.cursor) == A_ALL[2:]
 
 
-@pytest.mark.parametrize("cursor", ["YwA", "!!!!", "a+b/", "YwA==", "@"])
+@pytest.mark.parametrize(
+    "cursor",
+    ["YwA", "!!!!", "a+b/", "YwA==", "@", "AmQA\n", "AB==", "AmR=", " AmQA"],
+    # a trailing newline, and stray bits in the last character, are not base64url to Deno
+)
 async def test_invalid_cursor(seeded: kvshim.Kv, cursor: str) -> None:
     it = seeded.list(prefix=["a"], cursor=cursor)
     with pytest.raises(kvshim.KvTypeError, match=exact("invalid cursor")):
+        await next_item(it)
+
+
+async def test_cursor_beyond_the_read_key_limit(seeded: kvshim.Kv) -> None:
+    it = seeded.list(prefix=["a"], cursor="A" * 4000)  # 3000 zero bytes after the prefix
+    with pytest.raises(kvshim.KvTypeError, match=exact("Key too large for read (max 2049 bytes)")):
         await next_item(it)
 
 

@@ -371,6 +371,24 @@ async def test_enqueue_option_validation(
         kv.atomic().enqueue("m", **options)  # synchronous in the builder
 
 
+@pytest.mark.parametrize(
+    ("value", "options", "message"),
+    [
+        (print, {"delay": -1}, "Delay must be >= 0: received -1"),
+        ("m", {"delay": -1, "backoff_schedule": [1] * 6}, "Delay must be >= 0: received -1"),
+        (print, {"backoff_schedule": [1] * 6}, "Invalid backoffSchedule, max 5 intervals allowed"),
+        (bytes(70000), {"delay": -1}, "Delay must be >= 0: received -1"),
+    ],
+    ids=["delay-before-clone", "delay-before-schedule", "schedule-before-clone", "delay-first"],
+)
+async def test_enqueue_validation_order(
+    kv: kvshim.Kv, value: object, options: dict[str, Any], message: str
+) -> None:
+    # Deno checks the delay, then the schedule, then clones the value (checked with 2.9.8).
+    with pytest.raises(kvshim.KvTypeError, match=exact(message)):
+        await kv.enqueue(value, **options)
+
+
 async def test_enqueue_infinite_delay(kv: kvshim.Kv) -> None:
     with pytest.raises(kvshim.KvTypeError, match="^Delay cannot be greater than 30 days"):
         await kv.enqueue("m", delay=math.inf)
