@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from kvshim import limits, validation
 from kvshim.entries import COMMIT_VERSIONSTAMP, AtomicCheck, CommitResult, KvEntry
 from kvshim.errors import KvTypeError
-from kvshim.keys import encode_key
+from kvshim.keys import BIGINT_TOO_LARGE, encode_key
 from kvshim.model import AtomicWrite, Check, Enqueue, Mutation, MutationKind
 from kvshim.values import KvU64, encode_v8, encode_value
 
@@ -40,7 +40,7 @@ class AtomicOperation:
     def check(self, *checks: KvEntry | AtomicCheck) -> AtomicOperation:
         """Require each key to still be at the given versionstamp (``None``: not to exist)."""
         for item in checks:
-            key = validation.write_key(item.key)
+            key = validation.write_key(item.key, too_large_bigint="Invalid check")
             self._checks.append(Check(key, validation.versionstamp(item.versionstamp)))
         return self
 
@@ -120,9 +120,7 @@ class AtomicOperation:
             raise KvTypeError(
                 f"enqueue payload too large (max {limits.MAX_VALUE_SIZE_BYTES} bytes)"
             )
-        message = Enqueue(
-            payload, 0, tuple(encode_key(key) for key in keys_if_undelivered or ()), schedule
-        )
+        message = Enqueue(payload, 0, _undelivered_keys(keys_if_undelivered), schedule)
         # Only a schedule the caller gave counts towards the total size, as in Deno.
         charged = 0 if backoff_schedule is None else len(schedule)
         self._enqueues.append((message, wait, charged))
@@ -149,6 +147,15 @@ class AtomicOperation:
 
     def __await__(self) -> Generator[Any, None, None]:
         raise KvTypeError("'AtomicOperation' is not awaitable: did you forget to call 'commit()'?")
+
+
+def _undelivered_keys(keys: Sequence[Sequence[Any]] | None) -> tuple[bytes, ...]:
+    try:
+        return tuple(encode_key(key) for key in keys or ())
+    except KvTypeError as exc:
+        if exc.args != (BIGINT_TOO_LARGE,):
+            raise
+        raise KvTypeError("Invalid enqueue") from None
 
 
 def set_mutation(

@@ -14,16 +14,17 @@ _U64_MAX = 2**64 - 1
 
 
 def js_type_name(value: object) -> str:
-    """The JavaScript ``typeof`` name closest to a Python value's type, for error messages."""
-    if value is None:
-        return "null"
+    """What JavaScript's ``typeof`` says of the value a Python one stands for, as Deno's error
+    messages print it (``None``, lists and other objects are all ``object``, as null is)."""
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int | float):
         return "number"
     if isinstance(value, str):
         return "string"
-    return type(value).__name__
+    if isinstance(value, BigInt):
+        return "bigint"
+    return "function" if callable(value) else "object"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,8 @@ NEG_INT_LONG, INT_ZERO, POS_INT_LONG = 0x0B, 0x14, 0x1D
 DOUBLE, FALSE, TRUE = 0x21, 0x26, 0x27
 
 INVALID_PART = "expected string, number, bigint, ArrayBufferView, boolean"
+BIGINT_TOO_LARGE = "BigUint requires more than 255 bytes to be represented"
+"""A bigint key part too large to encode; a write prefixes it (``Invalid mutation: ...``)."""
 _DOUBLE = struct.Struct(">d")
 _U64 = struct.Struct(">Q")
 _SIGN = 1 << 63
@@ -90,9 +92,7 @@ def _encode_bigint(part: BigInt) -> bytes:
     magnitude = abs(n)
     size = (magnitude.bit_length() + 7) // 8
     if size > MAX_BIGINT_KEY_BYTES:
-        raise KvTypeError(
-            "Invalid mutation: BigUint requires more than 255 bytes to be represented"
-        )
+        raise KvTypeError(BIGINT_TOO_LARGE)
     if n > 0:
         body = magnitude.to_bytes(size, "big")
         return bytes([INT_ZERO + size]) + body if size <= 8 else bytes([POS_INT_LONG, size]) + body

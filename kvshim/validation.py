@@ -8,12 +8,17 @@ from typing import Any
 
 from kvshim import limits
 from kvshim.errors import KvTypeError
-from kvshim.keys import encode_key
+from kvshim.keys import BIGINT_TOO_LARGE, encode_key
 from kvshim.model import Consistency
 
 
 def js_number(value: object) -> str:
-    """How JS prints a number in an error message (``1``, ``1.5``, ``NaN``, ``Infinity``)."""
+    """How JS prints a number in an error message (``1``, ``1.5``, ``NaN``, ``Infinity``), or
+    another primitive a caller passed instead (``true``, ``null``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
     if isinstance(value, float):
         if math.isnan(value):
             return "NaN"
@@ -36,9 +41,15 @@ def consistency(value: object) -> Consistency:
     raise KvTypeError(f"unknown variant `{value}`, expected `strong` or `eventual`")
 
 
-def write_key(key: Sequence[Any]) -> bytes:
-    """Encode a key that a write (mutation or check) names: non-empty, at most 2048 bytes."""
-    encoded = encode_key(key)
+def write_key(key: Sequence[Any], *, too_large_bigint: str | None = None) -> bytes:
+    """Encode a key that a write (mutation or check) names: non-empty, at most 2048 bytes. A
+    bigint part too large to encode is ``Invalid mutation: ...``, or ``too_large_bigint``."""
+    try:
+        encoded = encode_key(key)
+    except KvTypeError as exc:
+        if exc.args != (BIGINT_TOO_LARGE,):
+            raise
+        raise KvTypeError(too_large_bigint or f"Invalid mutation: {BIGINT_TOO_LARGE}") from None
     if not encoded:
         raise KvTypeError("key cannot be empty")
     if len(encoded) > limits.MAX_WRITE_KEY_SIZE_BYTES:

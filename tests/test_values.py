@@ -221,7 +221,8 @@ def test_kv_u64() -> None:
         (1.5, KvTypeError, "Value must be a bigint: received number"),
         ("5", KvTypeError, "Value must be a bigint: received string"),
         (True, KvTypeError, "Value must be a bigint: received boolean"),
-        (None, KvTypeError, "Value must be a bigint: received null"),
+        (None, KvTypeError, "Value must be a bigint: received object"),  # typeof null
+        ([], KvTypeError, "Value must be a bigint: received object"),
         (-1, KvRangeError, "Value must be a positive bigint: received -1"),
         (2**64, KvRangeError, "Value must fit in a 64-bit unsigned integer"),
     ],

@@ -184,10 +184,10 @@ async def test_many_entries_across_default_batches(kv: kvshim.Kv) -> None:
     assert reverse == list(range(1233, -1, -1))
 
 
-@pytest.mark.parametrize("limit", [0, -1, 1.5])
-async def test_invalid_limit(kv: kvshim.Kv, limit: Any) -> None:
+@pytest.mark.parametrize(("limit", "shown"), [(0, "0"), (-1, "-1"), (1.5, "1.5"), (True, "true")])
+async def test_invalid_limit(kv: kvshim.Kv, limit: Any, shown: str) -> None:
     with pytest.raises(
-        kvshim.KvValueError, match=exact(f"Limit must be a positive integer: received {limit}")
+        kvshim.KvValueError, match=exact(f"Limit must be a positive integer: received {shown}")
     ):
         kv.list(prefix=[], limit=limit)  # synchronous, plain Error
 
