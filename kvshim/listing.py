@@ -60,6 +60,14 @@ class Selector:
                 end = _inside(self.prefix, self.end, "End")
         return validation.read_bound(start), validation.read_bound(end), common
 
+    def contains(self, first: bytes, last: bytes) -> bool:
+        """Whether a cursor's range ``[first, last)`` stays within the selector, as Deno
+        checks it: against an explicit start or end key, else by starting with the prefix."""
+        prefix = self.prefix or b""
+        first_ok = first >= self.start if self.start is not None else first.startswith(prefix)
+        last_ok = last <= self.end if self.end is not None else last.startswith(prefix)
+        return first_ok and last_ok
+
 
 def _inside(prefix: bytes, key: bytes, which: str) -> bytes:
     if len(key) <= len(prefix) or not key.startswith(prefix):
@@ -167,7 +175,7 @@ class KvListIterator(AsyncIterator[KvEntry]):
             return start, end
         key = self._common + _decode_cursor(self._initial_cursor)
         first, last = (start, key) if self._reverse else (key + b"\x00", end)
-        if first < start or last > end:
+        if not self._selector.contains(first, last):
             raise KvTypeError("cursor out of bounds")
         return validation.read_bound(first), validation.read_bound(last)
 

@@ -359,6 +359,13 @@ async def test_invalid_cursor(seeded: kvshim.Kv, cursor: str) -> None:
         await next_item(it)
 
 
+async def test_prefix_cursor_only_has_to_stay_under_the_prefix(seeded: kvshim.Kv) -> None:
+    # Deno checks a prefix selector's cursor range by "starts with the prefix", not against
+    # P+FF: cursor bytes FF 01 (past every real key) read backwards list the whole prefix.
+    assert await list_keys(seeded, prefix=["a"], cursor="_wE=", reverse=True) == A_ALL[::-1]
+    assert await list_keys(seeded, prefix=["a"], cursor="_wE=") == []
+
+
 async def test_cursor_beyond_the_read_key_limit(seeded: kvshim.Kv) -> None:
     it = seeded.list(prefix=["a"], cursor="A" * 4000)  # 3000 zero bytes after the prefix
     with pytest.raises(kvshim.KvTypeError, match=exact("Key too large for read (max 2049 bytes)")):
