@@ -96,7 +96,7 @@ class Kv:
             reverse=bool(reverse),
             cursor=cursor,
             batch_size=positive_int(batch_size, "batchSize"),
-            consistency=validation.consistency(consistency),
+            consistency=consistency,
         )
 
     async def _read_range(

@@ -106,10 +106,12 @@ class KvListIterator(AsyncIterator[KvEntry]):
         reverse: bool,
         cursor: str | None,
         batch_size: int | None,
-        consistency: Consistency,
+        consistency: object,
     ) -> None:
         self._read, self._decode, self._selector = read, decode, selector
-        self._limit, self._reverse, self._consistency = limit, reverse, consistency
+        self._limit, self._reverse = limit, reverse
+        self._consistency_given = consistency  # checked at the first read, as in Deno
+        self._consistency: Consistency = "strong"
         self._initial_cursor = cursor or None
         if batch_size is None:
             batch_size = min(limit or limits.DEFAULT_BATCH_SIZE, limits.MAX_DEFAULT_BATCH_SIZE)
@@ -153,6 +155,7 @@ class KvListIterator(AsyncIterator[KvEntry]):
             return False
         if self._range is None:
             self._range = self._first_range()
+            self._consistency = validation.consistency(self._consistency_given)
         elif self._last_key is not None:
             start, end = self._range
             key = self._last_key

@@ -111,9 +111,9 @@ async def test_consistency_invalid(kv: kvshim.Kv) -> None:
         await kv.get(["k"], consistency="bogus")  # type: ignore[arg-type]
     with pytest.raises(kvshim.KvTypeError, match=message):
         await kv.get_many([["k"]], consistency="bogus")  # type: ignore[arg-type]
-    with pytest.raises(kvshim.KvTypeError, match=message):
-        # Deno rejects on the first next(); raising at call time is acceptable too.
-        await collect(kv.list(prefix=[], consistency="bogus"))  # type: ignore[arg-type]
+    listing = kv.list(prefix=[], consistency="bogus")  # type: ignore[arg-type]
+    with pytest.raises(kvshim.KvTypeError, match=message):  # as in Deno: at the first next()
+        await collect(listing)
 
 
 # --- empty keys and key size limits (§2.4) ------------------------------------------------
