@@ -16,6 +16,10 @@ MAX_TOTAL_KEY_SIZE_BYTES = 81_920
 MAX_WATCHED_KEYS = 10
 MAX_QUEUE_DELAY_MS = 30 * 24 * 60 * 60 * 1000
 MAX_BACKOFF_INTERVALS = 5
+MAX_WIRE_BACKOFF_INTERVALS = 10
+"""denokv's limit on an enqueue's intervals over KV Connect (the local API allows 5)."""
+MAX_WIRE_UNDELIVERED_KEYS = 10
+"""denokv's limit on an enqueue's ``keys_if_undelivered`` over KV Connect."""
 MAX_BACKOFF_MS = 3_600_000
 MAX_BIGINT_KEY_BYTES = 255
 MAX_SAFE_INTEGER = 2**53 - 1

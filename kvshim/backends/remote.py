@@ -58,6 +58,7 @@ class RemoteBackend:
 
     def __init__(self, url: str, token: str, session: aiohttp.ClientSession) -> None:
         self._url = URL(url)
+        self._base = self._url
         self._token = token
         self._session = session
         self._metadata: metadata.Metadata | None = None
@@ -87,6 +88,8 @@ class RemoteBackend:
                 self._url, data=body, headers=headers, timeout=_CALL_TIMEOUT
             ) as response:
                 payload, status = await response.read(), response.status
+                # Endpoints are relative to where the metadata came from, after redirects.
+                base = response.url
         except _RETRYABLE as error:
             raise BackendError(
                 f"Could not open Deno KV database: failed to connect to '{self._url}': {error}"
@@ -102,7 +105,7 @@ class RemoteBackend:
             raise BackendError(f"Could not open Deno KV database: {error}") from None
         now = datetime.datetime.now(datetime.UTC)
         margin = min(datetime.timedelta(seconds=60), (meta.expires_at - now) / 2)
-        self._metadata, self._refresh_at = meta, meta.expires_at - margin
+        self._metadata, self._refresh_at, self._base = meta, meta.expires_at - margin, base
         return meta
 
     async def _current(self) -> metadata.Metadata:
@@ -117,7 +120,7 @@ class RemoteBackend:
             return await self._refresh()
 
     def _request(self, meta: metadata.Metadata, method: str) -> tuple[str, dict[str, str]]:
-        endpoint = str(self._url.join(URL(meta.endpoint)))
+        endpoint = str(self._base.join(URL(meta.endpoint)))
         headers = {
             "authorization": f"Bearer {meta.token}",
             "content-type": "application/x-protobuf",
@@ -128,8 +131,9 @@ class RemoteBackend:
 
     # --- data path -----------------------------------------------------------------------
 
-    async def _call(self, method: str, body: bytes) -> bytes:
-        """POST ``body`` to the data path, retrying temporary failures."""
+    async def _call(self, method: str, body: bytes) -> tuple[bytes, metadata.Metadata]:
+        """POST ``body`` to the data path, retrying temporary failures; the reply and the
+        metadata it was sent under."""
         refreshed = False
         problem = ""
         for attempt in range(MAX_ATTEMPTS):
@@ -145,7 +149,7 @@ class RemoteBackend:
                 problem = f"{type(error).__name__}: {error}"
             else:
                 if response.status == 200:
-                    return payload
+                    return payload, meta
                 text = payload.decode(errors="replace")
                 problem = f"status={_status_text(response.status)}: {text}"
                 if response.status in (401, 403) and not refreshed:
@@ -175,14 +179,16 @@ class RemoteBackend:
         self, ranges: Sequence[ReadRange], consistency: Consistency = "strong"
     ) -> list[list[RawEntry]]:
         # Like Deno's client, every read goes to the strong endpoint, so "eventual" is strong.
-        reply = await self._call("snapshot_read", convert.snapshot_read_to_wire(ranges))
+        reply, meta = await self._call("snapshot_read", convert.snapshot_read_to_wire(ranges))
         try:
-            return convert.snapshot_read_output_from_wire(reply, len(ranges))
+            return convert.snapshot_read_output_from_wire(
+                reply, len(ranges), version=meta.version, strong=consistency == "strong"
+            )
         except ProtocolError as error:
             raise BackendError(str(error)) from None
 
     async def atomic_write(self, write: AtomicWrite) -> bytes | None:
-        reply = await self._call("atomic_write", convert.atomic_write_to_wire(write))
+        reply, _ = await self._call("atomic_write", convert.atomic_write_to_wire(write))
         try:
             return convert.atomic_write_output_from_wire(reply)
         except ProtocolError as error:

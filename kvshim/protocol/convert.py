@@ -173,6 +173,9 @@ def _value(value: pb.KvValue) -> EncodedValue:
         raise ProtocolError(f"Unknown value encoding {value.encoding}")
     if len(value.data) > limits.MAX_VALUE_SIZE_BYTES:
         raise ProtocolError(f"Value too large (max {limits.MAX_VALUE_SIZE_BYTES} bytes)")
+    if value.encoding == pb.VE_LE64 and len(value.data) != 8:
+        # Stored, it would crash Deno's client when read (it copies exactly 8 bytes).
+        raise ProtocolError("Invalid value: an LE64 value is exactly 8 bytes")
     return EncodedValue(value.data, int(value.encoding))
 
 
@@ -202,9 +205,14 @@ def _enqueue_from_pb(e: pb.Enqueue, now_ms: int) -> Enqueue:
         raise ProtocolError(f"enqueue payload too large (max {limits.MAX_VALUE_SIZE_BYTES} bytes)")
     if e.deadline_ms > now_ms + limits.MAX_QUEUE_DELAY_MS + 60_000:
         raise ProtocolError("Invalid enqueue deadline: more than 30 days in the future")
-    if len(e.backoff_schedule) > limits.MAX_BACKOFF_INTERVALS:
+    # denokv's limits on the wire (kv-connect.md §7.3), not the local API's 5 intervals.
+    if len(e.backoff_schedule) > limits.MAX_WIRE_BACKOFF_INTERVALS:
         raise ProtocolError(
-            f"Invalid backoffSchedule, max {limits.MAX_BACKOFF_INTERVALS} intervals allowed"
+            f"Invalid backoffSchedule, max {limits.MAX_WIRE_BACKOFF_INTERVALS} intervals allowed"
+        )
+    if len(e.keys_if_undelivered) > limits.MAX_WIRE_UNDELIVERED_KEYS:
+        raise ProtocolError(
+            f"Too many keys_if_undelivered (max {limits.MAX_WIRE_UNDELIVERED_KEYS})"
         )
     for index, interval in enumerate(e.backoff_schedule):
         if interval > limits.MAX_BACKOFF_MS:
@@ -239,13 +247,19 @@ def snapshot_read_to_wire(ranges: Sequence[ReadRange]) -> bytes:
     return request.SerializeToString()
 
 
-def snapshot_read_output_from_wire(body: bytes, expected: int) -> list[list[RawEntry]]:
-    """The entries of a ``SnapshotReadOutput``; ``ProtocolError`` unless it is a success."""
+def snapshot_read_output_from_wire(
+    body: bytes, expected: int, *, version: int = 3, strong: bool = True
+) -> list[list[RawEntry]]:
+    """The entries of a ``SnapshotReadOutput`` of protocol ``version`` (3 has ``status``, 2
+    only ``read_disabled``); ``ProtocolError`` unless it is a success, and for a ``strong``
+    read unless the server says it is strongly consistent (as Deno's client checks)."""
     output = _parse(pb.SnapshotReadOutput(), body)
     if output.read_disabled or output.status == pb.SR_READ_DISABLED:
         raise ProtocolError("Reads are disabled for this database")
-    if output.status != pb.SR_SUCCESS:
+    if version >= 3 and output.status != pb.SR_SUCCESS:
         raise ProtocolError(f"Unspecified read error (code={output.status})")
+    if strong and not output.read_is_strongly_consistent:
+        raise ProtocolError("Strong consistency reads are not available for this database")
     if len(output.ranges) != expected:
         raise ProtocolError(
             f"Expected {expected} ranges in the read output, got {len(output.ranges)}"

@@ -18,6 +18,7 @@ import contextlib
 import datetime
 import hmac
 import logging
+import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ Send = Callable[[Message], Awaitable[None]]
 PING = b"\x00\x00\x00\x00"
 MAX_BODY_BYTES = 4 * 1024 * 1024
 _DATA_METHODS = frozenset({"snapshot_read", "atomic_write", "watch"})
+_UUID = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _BAD_INPUT = (KvTypeError, KvValueError, KvRangeError, ProtocolError)
 
 
@@ -102,25 +104,24 @@ class KvConnectApp:
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> int:
         if scope["method"] != "POST":
             raise HttpError(405, "Method not allowed.")
-        segments = [s for s in scope["path"].split("/") if s]
-        if len(segments) <= 1:
-            name, method = (segments[0] if segments else DEFAULT_DATABASE), None
-        elif len(segments) == 3 and segments[1] == "v2":
-            name, method = segments[0], segments[2]
-            if method not in _DATA_METHODS:
-                raise HttpError(404, "Resource not found.")
-        else:
-            raise HttpError(400, f"Invalid database name {'/'.join(segments)!r}")
+        name, method = _route(scope["path"])
+        headers = _headers(scope)
+        token = _bearer(headers.get("authorization"))
         try:
             check_name(name)
         except KvValueError as error:
+            if not self._server_wide(token):  # no database token can grant a bad name
+                raise HttpError(401, "Invalid access token.") from None
             raise HttpError(400, str(error)) from None
-        headers = _headers(scope)
-        token = _bearer(headers.get("authorization"))
         await self._authorize(name, token)
+        if method is not None:
+            _check_data_headers(headers, self.databases.database_id(name).hex)
+        body = await _read_body(receive)
         try:
+            # Parsed before the database is opened: a bad request creates nothing.
+            request = _parse(method, body)
             async with self.databases.use(name) as backend:
-                return await self._dispatch(backend, name, method, token, headers, receive, send)
+                return await self._dispatch(backend, name, method, token, request, receive, send)
         except _BAD_INPUT as error:
             raise HttpError(400, str(error)) from None
         except KvClosedError:
@@ -134,32 +135,29 @@ class KvConnectApp:
         name: str,
         method: str | None,
         token: str,
-        headers: dict[str, str],
+        request: Any,
         receive: Receive,
         send: Send,
     ) -> int:
-        body = await _read_body(receive)
         if method is None:
-            return await self._metadata(name, token, body, send)
-        _check_data_headers(headers, self.databases.database_id(name).hex)
+            return await self._metadata(name, token, request, send)
         if method == "snapshot_read":
-            ranges = convert.snapshot_read_from_wire(body)
-            results = await backend.snapshot_read(ranges)
-            reply = convert.snapshot_read_output_to_wire(results)
+            reply = convert.snapshot_read_output_to_wire(await backend.snapshot_read(request))
         elif method == "atomic_write":
-            versionstamp = await backend.atomic_write(convert.atomic_write_from_wire(body))
-            reply = convert.atomic_write_output_to_wire(versionstamp)
+            reply = convert.atomic_write_output_to_wire(await backend.atomic_write(request))
         else:
-            await self._watch(backend, convert.watch_from_wire(body), receive, send)
+            await self._watch(backend, request, receive, send)
             return 200
         await _reply(send, 200, reply, "application/x-protobuf")
         return 200
 
+    def _server_wide(self, token: str) -> bool:
+        expected = self.settings.access_token
+        return expected is not None and hmac.compare_digest(token.encode(), expected.encode())
+
     async def _authorize(self, name: str, token: str) -> None:
         """Refuse unless ``token`` may use database ``name`` (and create it if it is new)."""
-        server_wide = self.settings.access_token is not None and hmac.compare_digest(
-            token.encode(), self.settings.access_token.encode()
-        )
+        server_wide = self._server_wide(token)
         if not server_wide and not await asyncio.to_thread(self._database_token, token, name):
             raise HttpError(401, "Invalid access token.")
         if not await self.databases.exists(name):
@@ -171,8 +169,7 @@ class KvConnectApp:
         # Runs in a thread: token registries read files.
         return any(checker.grants(token, name) for checker in self.settings.tokens)
 
-    async def _metadata(self, name: str, token: str, body: bytes, send: Send) -> int:
-        version = metadata.negotiate(metadata.client_versions(body))
+    async def _metadata(self, name: str, token: str, version: int, send: Send) -> int:
         reply = metadata.Metadata(
             version=version,
             database_id=self.databases.database_id(name),
@@ -238,6 +235,27 @@ class KvConnectApp:
                 await pending
 
 
+def _route(path: str) -> tuple[str, str | None]:
+    """``(database name, data-path method)``; the method is ``None`` for the metadata exchange."""
+    segments = [s for s in path.split("/") if s]
+    if len(segments) <= 1:
+        return (segments[0] if segments else DEFAULT_DATABASE), None
+    if len(segments) == 3 and segments[1] == "v2" and segments[2] in _DATA_METHODS:
+        return segments[0], segments[2]
+    raise HttpError(404, "Resource not found.")
+
+
+def _parse(method: str | None, body: bytes) -> Any:
+    """The request ``method`` carries: the negotiated version, ranges, a write or watch keys."""
+    if method is None:
+        return metadata.negotiate(metadata.client_versions(body))
+    if method == "snapshot_read":
+        return convert.snapshot_read_from_wire(body)
+    if method == "atomic_write":
+        return convert.atomic_write_from_wire(body)
+    return convert.watch_from_wire(body)
+
+
 def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
@@ -254,8 +272,8 @@ def _bearer(value: str | None) -> str:
 def _check_data_headers(headers: dict[str, str], database_id: str) -> None:
     if headers.get("x-denokv-version") not in ("2", "3"):
         raise HttpError(400, "Expected protocol version 2 or 3.")
-    presented = headers.get("x-denokv-database-id", "").replace("-", "").lower()
-    if presented != database_id:
+    presented = headers.get("x-denokv-database-id", "")
+    if not _UUID.fullmatch(presented) or presented.replace("-", "").lower() != database_id:
         raise HttpError(400, "Invalid database id.")
 
 

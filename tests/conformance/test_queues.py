@@ -394,11 +394,17 @@ async def test_enqueue_infinite_delay(kv: kvshim.Kv) -> None:
         await kv.enqueue("m", delay=math.inf)
 
 
-async def test_enqueue_option_boundaries_are_accepted(kv: kvshim.Kv) -> None:
+async def test_enqueue_option_boundaries_are_accepted(kv: kvshim.Kv, backend_name: str) -> None:
     assert (await kv.enqueue("m", delay=2_592_000_000)).ok
     assert (await kv.enqueue("m", delay=1.5, backoff_schedule=[0, 3_600_000, 1.5, 1, 2])).ok
     # keys_if_undelivered: no count, emptiness or size check (§9.1)
     many_keys: list[Any] = [[], *(["k", i] for i in range(11))]
+    if backend_name == "remote":  # the server applies denokv's limit (kv-connect.md §7.3)
+        with pytest.raises(
+            kvshim.KvTypeError, match=exact("Too many keys_if_undelivered (max 10)")
+        ):
+            await kv.enqueue("m", delay=10_000, keys_if_undelivered=many_keys)
+        many_keys = many_keys[:10]
     assert (await kv.enqueue("m", delay=10_000, keys_if_undelivered=many_keys)).ok
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -17,6 +18,7 @@ from aiohttp import web
 
 import kvshim
 from kvshim.backends.remote import MISSING_TOKEN, QUEUES_UNSUPPORTED
+from kvshim.protocol import datapath_pb2 as pb
 from kvshim.server import DatabaseService
 
 TOKEN = "remote-backend-token"
@@ -64,19 +66,27 @@ async def service() -> AsyncIterator[DatabaseService]:
         yield running
 
 
+@asynccontextmanager
+async def serving(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """Serve every POST with ``handler`` on a free port; yields the base URL."""
+    app = web.Application()
+    app.router.add_route("POST", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def proxy(service: DatabaseService) -> AsyncIterator[Proxy]:
     proxy = Proxy(service.url)
-    app = web.Application()
-    app.router.add_route("POST", "/{tail:.*}", proxy.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    proxy.url = f"http://127.0.0.1:{port}"
-    yield proxy
-    await runner.cleanup()
+    async with serving(proxy.handle) as proxy.url:
+        yield proxy
 
 
 async def test_missing_token_is_denos_error(service: DatabaseService) -> None:
@@ -165,3 +175,83 @@ async def test_listen_queue_is_refused_but_enqueue_is_sent(service: DatabaseServ
             await kv.listen_queue(lambda message: None)
     finally:
         await kv.close()
+
+
+# --- servers that answer differently from kvshim serve (kv-connect.md §2.2, §2.4, §3.2) -----
+
+
+@dataclass
+class Variant:
+    """A front for ``upstream`` that answers like another server: protocol version 2 (no read
+    ``status``), reads that are not strongly consistent, or metadata behind a redirect with a
+    relative endpoint. Requests arrive for database ``db``."""
+
+    upstream: str
+    url: str = ""
+    version: int = 3
+    strong: bool = True
+    redirect: bool = False
+    paths: list[str] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.paths.append(request.path)
+        if self.redirect and request.path == "/old/db":
+            raise web.HTTPTemporaryRedirect("/new/db")
+        upstream_path = request.path.removeprefix("/new").replace("/sub/v2/", "/db/v2/")
+        headers = {k: v for k, v in request.headers.items() if k.lower().startswith(("auth", "x-"))}
+        if "x-denokv-version" in headers:
+            headers["x-denokv-version"] = "3"  # the real server behind speaks 3
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                self.upstream + upstream_path, data=await request.read(), headers=headers
+            ) as response:
+                payload, status = await response.read(), response.status
+        if status == 200 and upstream_path == "/db":
+            meta = json.loads(payload)
+            meta["version"] = self.version
+            if self.redirect:
+                meta["endpoints"][0]["url"] = "sub/v2"  # relative to /new/db: /new/sub/v2
+            payload = json.dumps(meta).encode()
+        elif status == 200 and upstream_path.endswith("/snapshot_read"):
+            output = pb.SnapshotReadOutput.FromString(payload)
+            if self.version < 3:
+                output.ClearField("status")
+            output.read_is_strongly_consistent = self.strong
+            payload = output.SerializeToString()
+        return web.Response(body=payload, status=status)
+
+
+@pytest.fixture
+async def variant(service: DatabaseService) -> AsyncIterator[Variant]:
+    front = Variant(service.url)
+    async with serving(front.handle) as front.url:
+        yield front
+
+
+async def test_a_version_2_server_is_read_without_status(variant: Variant) -> None:
+    variant.version = 2
+    url = f"{variant.url}/db"
+    async with await kvshim.open_kv(url, environ={"KVSHIM_ACCESS_TOKEN": TOKEN}) as kv:
+        await kv.set(["k"], "v")
+        assert (await kv.get(["k"])).value == "v"
+
+
+async def test_strong_reads_need_a_strongly_consistent_server(variant: Variant) -> None:
+    variant.strong = False
+    url = f"{variant.url}/db"
+    async with await kvshim.open_kv(url, environ={"KVSHIM_ACCESS_TOKEN": TOKEN}) as kv:
+        await kv.set(["k"], "v")
+        message = "Strong consistency reads are not available for this database"
+        with pytest.raises(kvshim.BackendError, match=message):
+            await kv.get(["k"])
+        assert (await kv.get(["k"], consistency="eventual")).value == "v"
+
+
+async def test_endpoints_resolve_against_the_redirected_metadata_url(variant: Variant) -> None:
+    variant.redirect = True
+    url = f"{variant.url}/old/db"
+    async with await kvshim.open_kv(url, environ={"KVSHIM_ACCESS_TOKEN": TOKEN}) as kv:
+        await kv.set(["k"], "v")
+        assert (await kv.get(["k"])).value == "v"
+    assert "/new/sub/v2/atomic_write" in variant.paths
+    assert "/new/sub/v2/snapshot_read" in variant.paths

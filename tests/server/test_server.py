@@ -233,9 +233,7 @@ def test_registry_stores_only_hashes(tmp_path: Path) -> None:
 # --- names and routes -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "path", ["/..", "/a/b", "/%2e%2e", "/a$b", "/.hidden", "/a..b", "/" + "x" * 65]
-)
+@pytest.mark.parametrize("path", ["/..", "/%2e%2e", "/a$b", "/.hidden", "/a..b", "/" + "x" * 65])
 async def test_bad_database_names_are_400(
     service: DatabaseService, http: aiohttp.ClientSession, path: str
 ) -> None:
@@ -243,6 +241,25 @@ async def test_bad_database_names_are_400(
     async with http.post(url, data=V3, headers={"authorization": f"Bearer {TOKEN}"}) as response:
         assert response.status == 400, path
         assert "Invalid database name" in await response.text()
+
+
+async def test_a_bad_name_with_a_wrong_token_is_401(
+    service: DatabaseService, http: aiohttp.ClientSession
+) -> None:
+    url = aiohttp.client.URL(service.url + "/bad..name", encoded=True)
+    async with http.post(url, data=V3, headers={"authorization": "Bearer nope"}) as response:
+        assert response.status == 401
+
+
+@pytest.mark.parametrize(
+    "path", ["/a/b", "/app/v3/snapshot_read", "/app/v2", "/app/v2/", "/a/b/c/d", "/v2/watch"]
+)
+async def test_unknown_routes_are_404(
+    service: DatabaseService, http: aiohttp.ClientSession, path: str
+) -> None:
+    # kv-connect.md §7.2: anything but the metadata and data-path routes (Deno's client gives
+    # up on a 404 at once, where a 400 would make it refresh and retry).
+    assert await post(http, service.url + path) == (404, b"Resource not found.")
 
 
 async def test_unknown_method_and_verb(
@@ -270,6 +287,13 @@ async def test_data_path_headers_are_checked(
     assert (await post(http, url, body, headers=wrong_version))[0] == 400
     wrong_id = {**good, "x-denokv-database-id": str(uuid.uuid4())}
     assert (await post(http, url, body, headers=wrong_id)) == (400, b"Invalid database id.")
+    plain = meta["databaseId"].replace("-", "")  # a UUID, in either of its usual spellings
+    for presented in (plain, plain.upper()):
+        headers = {**good, "x-denokv-database-id": presented}
+        assert (await post(http, url, body, headers=headers))[0] == 200
+    for presented in (f"-{plain}--", "{" + meta["databaseId"] + "}", plain + "0"):
+        headers = {**good, "x-denokv-database-id": presented}
+        assert (await post(http, url, body, headers=headers)) == (400, b"Invalid database id.")
 
 
 def too_many_mutations() -> bytes:
@@ -346,6 +370,35 @@ def too_many_mutations() -> bytes:
             pb.Watch(keys=[pb.WatchKey(key=b"\x02k\x00")] * 11).SerializeToString(),
             "Too many keys (max 10)",
         ),
+        (
+            "atomic_write",  # stored, a 7-byte LE64 value would crash Deno's client on read
+            pb.AtomicWrite(
+                mutations=[
+                    pb.Mutation(
+                        key=b"\x02k\x00",
+                        value=pb.KvValue(data=b"\x01" * 7, encoding=pb.VE_LE64),
+                        mutation_type=pb.M_SET,
+                    )
+                ]
+            ).SerializeToString(),
+            "Invalid value: an LE64 value is exactly 8 bytes",
+        ),
+        (
+            "atomic_write",
+            pb.AtomicWrite(
+                enqueues=[pb.Enqueue(payload=b"\xff\x0f\x49\x02", backoff_schedule=[1] * 11)]
+            ).SerializeToString(),
+            "Invalid backoffSchedule, max 10 intervals allowed",
+        ),
+        (
+            "atomic_write",
+            pb.AtomicWrite(
+                enqueues=[
+                    pb.Enqueue(payload=b"\xff\x0f\x49\x02", keys_if_undelivered=[b"\x02k\x00"] * 11)
+                ]
+            ).SerializeToString(),
+            "Too many keys_if_undelivered (max 10)",
+        ),
     ],
 )
 async def test_limits_are_400_with_a_message(
@@ -358,6 +411,26 @@ async def test_limits_are_400_with_a_message(
     status, reply = await data_call(http, service, "app", method, body)
     assert status == 400
     assert message in reply.decode()
+
+
+async def test_a_rejected_request_creates_no_database(tmp_path: Path) -> None:
+    async with (
+        DatabaseService(data_dir=tmp_path, access_token=TOKEN) as service,
+        aiohttp.ClientSession() as http,
+    ):
+        some_id = uuid.uuid4().hex
+        rejected = [
+            ("/ghost/v2/snapshot_read", b"", {"x-denokv-database-id": some_id}),  # no version
+            (
+                "/ghost2/v2/atomic_write",
+                b"",
+                {"x-denokv-version": "3", "x-denokv-database-id": some_id},
+            ),
+            ("/ghost3", b"[not json", {}),
+        ]
+        for path, body, headers in rejected:
+            assert (await post(http, service.url + path, body, headers=headers))[0] == 400
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("ghost")]
 
 
 async def test_rejected_write_changes_nothing(
