@@ -25,26 +25,27 @@ from kvshim.errors import (
     DatabaseExistsError,
     DatabaseNotFoundError,
     KvError,
+    KvTypeError,
+    KvValueError,
     RefusedError,
     RegistryError,
+    TimelineError,
 )
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-EXIT_FAILED, EXIT_REFUSED, EXIT_NOT_FOUND, EXIT_EXISTS, EXIT_REGISTRY, EXIT_UNHEALTHY = (
-    1,
-    3,
-    4,
-    5,
-    6,
-    7,
-)
+EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_NOT_FOUND, EXIT_EXISTS = 1, 2, 3, 4, 5
+EXIT_REGISTRY, EXIT_UNHEALTHY = 6, 7
 _EXIT_CODES: tuple[tuple[type[KvError], int], ...] = (
     (RefusedError, EXIT_REFUSED),
     (DatabaseNotFoundError, EXIT_NOT_FOUND),
     (DatabaseExistsError, EXIT_EXISTS),
     (RegistryError, EXIT_REGISTRY),
+    # What was asked cannot be done as asked: a bad name, location or timeline.
+    (KvValueError, EXIT_USAGE),
+    (KvTypeError, EXIT_USAGE),
+    (TimelineError, EXIT_USAGE),
 )
 
 

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
+from yarl import URL
+
 from kvshim.backends import Backend, open_backend, pg_location
 from kvshim.backends.raw import count_entries, delete_all
 from kvshim.databases.registry import Instance
@@ -53,7 +55,23 @@ def normalise_location(location: str) -> str:
         return str(Path(location).expanduser().absolute())
     if kind == "postgres":
         return pg_location.check_location(location)
+    if kind == "server":
+        return _check_server_url(location)
     return location.rstrip("/") if location != "memory:" else location
+
+
+def _check_server_url(location: str) -> str:
+    try:
+        url = URL(location)
+        valid = bool(url.host) and url.port is not None and " " not in location
+    except ValueError:
+        valid = False
+    if not valid or url.query_string or url.fragment:
+        raise KvValueError(
+            f"Invalid location {location!r}: a kvshim serve URL is http(s)://HOST[:PORT][/PATH], "
+            "e.g. http://127.0.0.1:4512"
+        )
+    return location.rstrip("/")
 
 
 def database_url(instance: Instance, name: str) -> str:

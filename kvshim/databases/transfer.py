@@ -18,6 +18,7 @@ from kvshim.backends.raw import (
     write_entries,
 )
 from kvshim.databases import backup
+from kvshim.errors import BackendError
 from kvshim.model import ReadRange, StoredEntry
 
 Progress = Callable[[int], None]
@@ -49,6 +50,8 @@ async def dump(
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, path)
+    except OSError as exc:
+        raise BackendError(f"Cannot write the backup to {path}: {exc.strerror or exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
     return count

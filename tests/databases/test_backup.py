@@ -79,6 +79,16 @@ def test_truncated_or_foreign_backups_are_refused_before_writing(
     assert timelines == ["production"]
 
 
+def test_backup_into_a_missing_folder_is_a_clear_error(
+    cli: Cli, instance_name: str, tmp_path: Path
+) -> None:
+    _instance_with_data(cli, instance_name)
+    out = tmp_path / "no-such-folder" / "b.ndjson"
+    result = cli("backup", instance_name, "--app", "shop", "-o", str(out), code=1)
+    assert f"Cannot write the backup to {out}: No such file or directory" in result.output
+    assert "Traceback" not in result.output and not out.parent.exists()
+
+
 def test_copy_seeds_a_branch_from_production(cli: Cli, instance_name: str) -> None:
     url = _instance_with_data(cli, instance_name)
     result = cli(

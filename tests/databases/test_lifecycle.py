@@ -60,7 +60,7 @@ def test_app_has_one_instance_and_default_app_is_the_project(cli: Cli, instance_
     assert "Assigned" in cli("assign", instance_name).output
     app = cli.json("status", instance_name)["apps"][0]
     assert app.startswith("my-shop-")  # '.' and uppercase changed the name: hash appended
-    refused = cli("assign", f"{instance_name}-2", code=1)
+    refused = cli("assign", f"{instance_name}-2", code=2)
     assert "already assigned" in refused.output
 
 
@@ -80,11 +80,12 @@ def test_delete_refuses_without_yes_and_says_how_to_back_up(cli: Cli, instance_n
 
 def test_errors_have_their_own_exit_codes(cli: Cli, instance_name: str) -> None:
     cli("status", "nope", code=4)
-    cli("provision", "Bad Name!", code=1)
+    cli("provision", "Bad Name!", code=2)
     cli("provision", instance_name, "--location", "memory:")
     cli("provision", instance_name, "--location", "memory:", code=5)
-    cli("provision", "my", "--location", "mysql://x/y", code=1)
-    cli("provision-timeline", "--app", "a", "--timeline", "nonsense", code=1)
+    cli("provision", "my", "--location", "mysql://x/y", code=2)
+    cli("provision", "my", "--location", "http://", code=2)
+    cli("provision-timeline", "--app", "a", "--timeline", "nonsense", code=2)
 
 
 def test_creation_failure_shows_error_and_fix_retries(cli: Cli, tmp_path: Path) -> None:

@@ -124,9 +124,9 @@ def test_a_dropped_schema_is_an_error_and_not_recreated_empty(
 
 
 def test_bad_postgres_locations_are_refused(cli: Cli, location: str) -> None:
-    named = cli("provision", "pg", "--location", location + "&schema=x", code=1)
+    named = cli("provision", "pg", "--location", location + "&schema=x", code=2)
     assert "Remove '?schema='" in named.output
-    assert "not supported" in cli("provision", "pg", "--location", "mysql://h/db", code=1).output
+    assert "not supported" in cli("provision", "pg", "--location", "mysql://h/db", code=2).output
     unreachable = "postgresql://nobody@127.0.0.1:1/db"
     cli("provision", "down", "--location", unreachable)
     cli("assign", "down", "--app", "shop")

@@ -66,7 +66,7 @@ def test_prune_lists_then_deletes_databases_of_deleted_branches(
 
 def test_prune_outside_a_repository_is_an_error(cli: Cli, instance_name: str) -> None:
     cli("provision", instance_name, "--location", "memory:")
-    assert "not inside a Git repository" in cli("prune", instance_name, code=1).output
+    assert "not inside a Git repository" in cli("prune", instance_name, code=2).output
 
 
 def test_resolve_run_database(home: Path, instance_name: str) -> None:
