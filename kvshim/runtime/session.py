@@ -135,7 +135,8 @@ class Session:
         prepare_data_dir(self.config.databases)
         self.environ[DEFAULT_URL_VARIABLE] = placement.url
         self.environ[TIMELINE_VARIABLE] = placement.timeline.name
-        self.environ[APP_VARIABLE] = self.config.app
+        # The app's name, as `kvshim db` knows it (the project's name), not the file served.
+        self.environ[APP_VARIABLE] = app_for_directory(self.config.project_dir)
         self.placement = placement
 
     async def _start_first_app(self) -> None:

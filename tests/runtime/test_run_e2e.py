@@ -135,6 +135,25 @@ def test_app_shapes_and_a_sibling_module_edit(start: Callable[..., Running], rep
     assert running.get("/hi") == (200, "bonjour")
 
 
+def test_the_app_is_told_its_database_timeline_and_name(
+    start: Callable[..., Running], repo: Path
+) -> None:
+    (repo / "pyproject.toml").write_text('[project]\nname = "env-demo"\n')
+    (repo / "env_app.py").write_text(
+        "import os\nfrom aiohttp import web\n\n"
+        "async def handler(request):\n"
+        "    names = ('KVSHIM_KV_URL', 'KVSHIM_TIMELINE', 'KVSHIM_APP')\n"
+        "    return web.json_response({n: os.environ.get(n) for n in names})\n"
+    )
+    status, body = start("env_app.py").get()
+    assert status == 200
+    assert json.loads(body) == {
+        "KVSHIM_KV_URL": "memory:git-branch/main",
+        "KVSHIM_TIMELINE": "git-branch/main",
+        "KVSHIM_APP": "env-demo",  # the name `kvshim db --app` uses, not the file served
+    }
+
+
 def test_broken_app_at_start_serves_an_error_page(start: Callable[..., Running], repo: Path):
     (repo / "app.py").write_text("raise RuntimeError('boom at import')\n")
     running = start("app.py")
