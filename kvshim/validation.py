@@ -112,7 +112,7 @@ def backoff_schedule(schedule: Sequence[object] | None) -> tuple[int, ...]:
     for index, interval in enumerate(schedule):
         if not is_number(interval) or not (0 <= interval <= limits.MAX_BACKOFF_MS):  # type: ignore[operator]
             raise KvTypeError(f"Invalid backoffSchedule, interval at index {index} is invalid")
-    return tuple(math.ceil(interval) for interval in schedule)  # type: ignore[call-overload]
+    return tuple(int(interval) for interval in schedule)  # type: ignore[call-overload]  # Deno truncates
 
 
 def versionstamp(value: object) -> bytes | None:

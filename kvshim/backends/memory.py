@@ -7,6 +7,7 @@ import heapq
 import itertools
 from bisect import bisect_left, insort
 from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 
 from kvshim.backends._mutate import apply_u64, commit_step, versionstamped_key
@@ -174,10 +175,9 @@ class MemoryStore:
                 self._apply(dict.fromkeys(expired))
                 self.hub.notify(expired)
             timeout = (self._expiries[0][0] - now) / 1000 if self._expiries else None
-            try:
-                await asyncio.wait_for(self._sweep_wakeup.wait(), timeout)
-            except TimeoutError:
-                pass
+            with suppress(TimeoutError):
+                async with asyncio.timeout(timeout):  # wait_for can drop a cancel (3.11)
+                    await self._sweep_wakeup.wait()
 
     def _push(self, deadline: int, message: _Pending) -> None:
         heapq.heappush(self._queue, (deadline, next(self._sequence), message))
@@ -191,10 +191,9 @@ class MemoryStore:
                 if self._queue and self._queue[0][0] <= now:
                     return MemoryMessage(self, heapq.heappop(self._queue)[2])
                 timeout = (self._queue[0][0] - now) / 1000 if self._queue else None
-                try:
-                    await asyncio.wait_for(self.queue_changed.wait(), timeout)
-                except TimeoutError:
-                    pass
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):  # wait_for can drop a cancel (3.11)
+                        await self.queue_changed.wait()
         return None
 
     def retry(self, message: _Pending) -> None:

@@ -142,13 +142,13 @@ class SharedDatabase:
     async def wait_queue(self, generation: int, timeout: float) -> None:
         """Sleep until the queue changes after ``generation`` or ``timeout`` passes."""
         async with self._queue_changed:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that arrives as the inner wait completes (a cancelled listener would run on).
             with suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._queue_changed.wait_for(
+                async with asyncio.timeout(timeout):
+                    await self._queue_changed.wait_for(
                         lambda: self._queue_generation != generation or self.closed
-                    ),
-                    timeout,
-                )
+                    )
 
     @property
     def queue_generation(self) -> int:
@@ -172,7 +172,8 @@ class SharedDatabase:
             self._next_sweep = upcoming
             timeout = None if upcoming is None else max(0, upcoming - self.clock()) / 1000
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._sweep_wakeup.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._sweep_wakeup.wait()
 
     # --- other processes ---------------------------------------------------------------------
 

@@ -280,6 +280,32 @@ def test_busy_codes_include_extended_ones(code: int, busy: bool) -> None:
     assert is_busy(error) is busy
 
 
+# --- queue details -------------------------------------------------------------------------
+
+
+async def test_backoff_intervals_are_stored_truncated_as_deno_does(
+    kv: kvshim.Kv, db_path: Path
+) -> None:
+    await kv.enqueue(1, delay=100_000, backoff_schedule=[50.5, 50.7, 51.5, 0.4, 2.5])
+    conn = sqlite3.connect(db_path)
+    try:
+        (schedule,) = conn.execute("select backoff_schedule from queue").fetchone()
+    finally:
+        conn.close()
+    assert schedule == "[50,50,51,0,2]"  # what Deno 2.9.8 writes for the same schedule
+
+
+async def test_cancelling_a_listener_right_after_an_enqueue_cancels_it(kv: kvshim.Kv) -> None:
+    received: list[Any] = []
+    for attempt in range(5):
+        task = asyncio.create_task(kv.listen_queue(received.append))
+        await asyncio.sleep(0)  # the listener is just starting to wait for the queue
+        await kv.enqueue(attempt)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, TIMEOUT)
+
+
 # --- other processes ---------------------------------------------------------------------
 
 
