@@ -42,9 +42,11 @@ async def _deliver(
         result = handler(decode_v8(message.payload))
         if inspect.isawaitable(result):
             await result
+    except (KeyboardInterrupt, SystemExit):
+        raise
     except BaseException as error:
         task = asyncio.current_task()
-        if not isinstance(error, Exception) and (task is None or task.cancelling()):
+        if isinstance(error, asyncio.CancelledError) and task is not None and task.cancelling():
             raise  # we are being cancelled (shutting down): no verdict, the lease brings it back
         logger.error("Exception in queue handler", exc_info=error)
         ok = False
