@@ -20,6 +20,8 @@ def _parse_db(values: tuple[str, ...]) -> dict[str, str]:
         name, sep, url = value.partition("=")
         if not sep or not name or not url:
             raise click.BadParameter(f"expected NAME=URL, got {value!r}", param_hint="--db")
+        if name in databases:
+            raise click.BadParameter(f"database {name!r} is given twice", param_hint="--db")
         databases[name] = url
     return databases
 
@@ -114,7 +116,10 @@ def serve_command(
         click.echo(f"Listening on {url}")
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_with_dashboard(serve(service, ready), dashboard_port))
+        try:
+            asyncio.run(_serve_with_dashboard(serve(service, ready), dashboard_port))
+        except KvError as error:  # e.g. the port is taken
+            raise click.ClickException(str(error)) from None
 
 
 async def _serve_with_dashboard(serving: Awaitable[None], port: int | None) -> None:

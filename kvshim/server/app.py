@@ -23,9 +23,11 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from kvshim.backends import Backend
 from kvshim.errors import (
+    BackendError,
     KvClosedError,
     KvRangeError,
     KvTypeError,
@@ -50,6 +52,22 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 _DATA_METHODS = frozenset({"snapshot_read", "atomic_write", "watch"})
 _UUID = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _BAD_INPUT = (KvTypeError, KvValueError, KvRangeError, ProtocolError)
+
+
+_INTERNAL_ERROR = b"Internal server error; see the server log."
+
+
+class _TrackedSend:
+    """``send``, remembering whether a response has started."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
 
 
 class HttpError(Exception):
@@ -86,11 +104,17 @@ class KvConnectApp:
             return
         started = time.perf_counter()
         status = 500
+        response = _TrackedSend(send)
         try:
-            status = await self._handle(scope, receive, send)
+            status = await self._handle(scope, receive, response)
         except HttpError as error:
             status = error.status
             await _reply(send, error.status, error.message.encode(), "text/plain; charset=utf-8")
+        except Exception:
+            logger.exception("Unexpected error serving %s", scope.get("path"))
+            if response.started:
+                raise  # a stream already under way: let the server end it
+            await _reply(send, 500, _INTERNAL_ERROR, "text/plain; charset=utf-8")
         finally:
             logger.debug(
                 "HTTP/%s %s %s -> %d in %.1f ms",
@@ -104,7 +128,8 @@ class KvConnectApp:
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> int:
         if scope["method"] != "POST":
             raise HttpError(405, "Method not allowed.")
-        name, method = _route(scope["path"])
+        raw_path = scope.get("raw_path")
+        name, method = _route(raw_path.decode("latin-1") if raw_path else scope["path"])
         headers = _headers(scope)
         token = _bearer(headers.get("authorization"))
         try:
@@ -128,6 +153,9 @@ class KvConnectApp:
             raise HttpError(
                 503, "The server is temporarily unavailable, try again later."
             ) from None
+        except BackendError as error:  # e.g. a database file that is not a database
+            logger.error("Database %r is unavailable: %s", name, error)
+            raise HttpError(500, f"Database {name!r} is unavailable; see the server log.") from None
 
     async def _dispatch(
         self,
@@ -235,13 +263,16 @@ class KvConnectApp:
                 await pending
 
 
-def _route(path: str) -> tuple[str, str | None]:
-    """``(database name, data-path method)``; the method is ``None`` for the metadata exchange."""
-    segments = [s for s in path.split("/") if s]
+def _route(raw_path: str) -> tuple[str, str | None]:
+    """``(database name, data-path method)``; the method is ``None`` for the metadata exchange.
+    Segments are split before decoding, so ``/a%2Fb`` names ``a/b`` (refused as a name)."""
+    segments = [unquote(s) for s in raw_path.split("?", 1)[0].split("/") if s]
     if len(segments) <= 1:
         return (segments[0] if segments else DEFAULT_DATABASE), None
     if len(segments) == 3 and segments[1] == "v2" and segments[2] in _DATA_METHODS:
         return segments[0], segments[2]
+    if len(segments) == 2 and "v2" not in segments:
+        return "/".join(segments), None  # a name with a slash: refused by check_name (400)
     raise HttpError(404, "Resource not found.")
 
 

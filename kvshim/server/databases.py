@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from kvshim.backends import Backend, open_backend, pg_location
-from kvshim.errors import KvValueError
+from kvshim.errors import KvError, KvValueError, ServeError
 from kvshim.server.names import check_name
 
 SQLITE_SUFFIX = ".sqlite3"
@@ -106,6 +106,16 @@ class Databases:
             self._opening[name] = task
             self._known.add(name)
         return await asyncio.shield(task)
+
+    async def check_fixed(self) -> None:
+        """Open every database given by URL once, so that a bad URL or path is an error at
+        start-up rather than on first use; ``KvError`` names the database."""
+        for name, url in self.fixed.items():
+            try:
+                async with self.use(name):
+                    pass
+            except KvError as error:
+                raise ServeError(f"Cannot open database {name!r} ({url}): {error}") from None
 
     @contextlib.asynccontextmanager
     async def use(self, name: str) -> AsyncIterator[Backend]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hypercorn.config import Config
 
-from kvshim.errors import KvValueError
+from kvshim.errors import KvValueError, ServeError
 from kvshim.server.app import KvConnectApp, ServerSettings
 from kvshim.server.databases import Databases
 from kvshim.server.names import check_name
@@ -112,7 +112,11 @@ class DatabaseService:
     async def start(self) -> str:
         """Bind, start serving in the background, and return the base URL (``http://H:P``)."""
         _silence_header_logging()
-        sock = socket.create_server((self._host, self._port))
+        await self.app.databases.check_fixed()
+        try:
+            sock = socket.create_server((self._host, self._port))
+        except OSError as error:
+            raise ServeError(f"Cannot listen on {self._host}:{self._port}: {error}") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by connections
         port = sock.getsockname()[1]
         config = self._config()

@@ -52,8 +52,8 @@ def hash_token(token: str) -> str:
 class TokenRegistry:
     """The per-database tokens of one data folder (``<dir>/tokens.json``)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
         self._cache: tuple[float, int, list[TokenInfo]] | None = None
 
     def _load(self) -> list[TokenInfo]:

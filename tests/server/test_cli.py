@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -46,18 +47,43 @@ async def test_data_dir_persists_and_logs_no_secrets(tmp_path: Path) -> None:
         (["--memory", "--postgres", "postgresql://h/d"], "exclude each other"),
         (["--memory", "--db", "novalue"], "expected NAME=URL"),
         (["--db", "../x=memory:x"], "Invalid database name"),
+        (["--db", "a=memory:one", "--db", "a=memory:two"], "database 'a' is given twice"),
+        # Checked before listening, not on first use:
+        (["--db", "a=ftp://x"], "Cannot open database 'a' (ftp://x): Unsupported database URL"),
+        (
+            ["--db", "n=/nonexistent/dir/x.sqlite3"],
+            "Cannot open database 'n' (/nonexistent/dir/x.sqlite3): unable to open database file",
+        ),
     ],
 )
 def test_bad_options(args: list[str], message: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "kvshim", "serve", "--port", "0", *args],
+    result = _serve("--port", "0", *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and "Listening on" not in result.stdout
+
+
+def test_a_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _serve("--memory", "--port", str(port), "--access-token", "t")
+    assert result.returncode == 1
+    assert f"Error: Cannot listen on 127.0.0.1:{port}: [Errno 98] Address already in use" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kvshim", "serve", *args],
         capture_output=True,
         text=True,
         env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
         timeout=60,
     )
-    assert result.returncode != 0
-    assert message in result.stderr
 
 
 def test_serve_mounts_the_dashboard(tmp_path: Path) -> None:

@@ -233,7 +233,9 @@ def test_registry_stores_only_hashes(tmp_path: Path) -> None:
 # --- names and routes -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/..", "/%2e%2e", "/a$b", "/.hidden", "/a..b", "/" + "x" * 65])
+@pytest.mark.parametrize(
+    "path", ["/..", "/%2e%2e", "/a$b", "/.hidden", "/a..b", "/" + "x" * 65, "/a/b", "/a%2Fb/"]
+)
 async def test_bad_database_names_are_400(
     service: DatabaseService, http: aiohttp.ClientSession, path: str
 ) -> None:
@@ -252,7 +254,7 @@ async def test_a_bad_name_with_a_wrong_token_is_401(
 
 
 @pytest.mark.parametrize(
-    "path", ["/a/b", "/app/v3/snapshot_read", "/app/v2", "/app/v2/", "/a/b/c/d", "/v2/watch"]
+    "path", ["/app/v3/snapshot_read", "/app/v2", "/app/v2/", "/a/b/c/d", "/v2/watch"]
 )
 async def test_unknown_routes_are_404(
     service: DatabaseService, http: aiohttp.ClientSession, path: str
@@ -431,6 +433,18 @@ async def test_a_rejected_request_creates_no_database(tmp_path: Path) -> None:
         for path, body, headers in rejected:
             assert (await post(http, service.url + path, body, headers=headers))[0] == 400
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("ghost")]
+
+
+async def test_a_database_file_that_cannot_be_opened_is_a_500_with_a_message(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "bad.sqlite3").write_bytes(b"this is not a SQLite database" * 200)
+    async with (
+        DatabaseService(data_dir=tmp_path, access_token=TOKEN) as service,
+        aiohttp.ClientSession() as http,
+    ):
+        status, body = await post(http, service.database_url("bad"))
+    assert (status, body) == (500, b"Database 'bad' is unavailable; see the server log.")
 
 
 async def test_rejected_write_changes_nothing(
