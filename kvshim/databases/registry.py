@@ -175,10 +175,14 @@ class Registry:
 
 
 def _check_identity(conn: sqlite3.Connection, path: Path) -> None:
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    # One statement, so one snapshot: read apart, another process creating the registry could
+    # commit in between, and its tables would look like someone else's file.
+    app_id, tables = conn.execute(
+        "SELECT (SELECT application_id FROM pragma_application_id), "
+        "(SELECT count(*) FROM sqlite_master)"
+    ).fetchone()
     if app_id == APPLICATION_ID:
         return
-    tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     if app_id != 0 or tables:
         raise RegistryError(
             f"{path} is not a kvshim database registry; kvshim will not touch it. Set "
