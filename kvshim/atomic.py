@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from kvshim import limits, validation
 from kvshim.entries import COMMIT_VERSIONSTAMP, AtomicCheck, CommitResult, KvEntry
 from kvshim.errors import KvTypeError
-from kvshim.keys import BIGINT_TOO_LARGE, encode_key
 from kvshim.model import AtomicWrite, Check, Enqueue, Mutation, MutationKind
 from kvshim.values import KvU64, encode_v8, encode_value
 
@@ -120,7 +119,10 @@ class AtomicOperation:
             raise KvTypeError(
                 f"enqueue payload too large (max {limits.MAX_VALUE_SIZE_BYTES} bytes)"
             )
-        message = Enqueue(payload, 0, _undelivered_keys(keys_if_undelivered), schedule)
+        undelivered = tuple(
+            validation.encode_key_for(key, "Invalid enqueue") for key in keys_if_undelivered or ()
+        )
+        message = Enqueue(payload, 0, undelivered, schedule)
         # Only a schedule the caller gave counts towards the total size, as in Deno.
         charged = 0 if backoff_schedule is None else len(schedule)
         self._enqueues.append((message, wait, charged))
@@ -147,15 +149,6 @@ class AtomicOperation:
 
     def __await__(self) -> Generator[Any, None, None]:
         raise KvTypeError("'AtomicOperation' is not awaitable: did you forget to call 'commit()'?")
-
-
-def _undelivered_keys(keys: Sequence[Sequence[Any]] | None) -> tuple[bytes, ...]:
-    try:
-        return tuple(encode_key(key) for key in keys or ())
-    except KvTypeError as exc:
-        if exc.args != (BIGINT_TOO_LARGE,):
-            raise
-        raise KvTypeError("Invalid enqueue") from None
 
 
 def set_mutation(

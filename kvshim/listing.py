@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import re
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from kvshim.model import Consistency, RawEntry, ReadRange
 
 Reader = Callable[[ReadRange, Consistency], Awaitable[list[RawEntry]]]
 Decoder = Callable[[RawEntry], KvEntry]
-_CURSOR = re.compile(r"(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}==|[A-Za-z0-9_-]{3}=)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,11 +182,12 @@ class KvListIterator(AsyncIterator[KvEntry]):
 
 
 def _decode_cursor(cursor: str) -> bytes:
-    # Strict: the whole text (no trailing newline), in the one form the bytes encode to (no
-    # stray bits in the last character), as Deno's decoder accepts.
-    if not _CURSOR.fullmatch(cursor):
-        raise KvTypeError("invalid cursor")
-    decoded = base64.urlsafe_b64decode(cursor)
+    # Strict, as Deno's decoder: only the one padded base64url text the bytes encode to (no
+    # stray characters, no missing padding, no stray bits in the last character).
+    try:
+        decoded = base64.urlsafe_b64decode(cursor)
+    except ValueError:
+        raise KvTypeError("invalid cursor") from None
     if base64.urlsafe_b64encode(decoded).decode() != cursor:
         raise KvTypeError("invalid cursor")
     return decoded

@@ -41,15 +41,22 @@ def consistency(value: object) -> Consistency:
     raise KvTypeError(f"unknown variant `{value}`, expected `strong` or `eventual`")
 
 
-def write_key(key: Sequence[Any], *, too_large_bigint: str | None = None) -> bytes:
-    """Encode a key that a write (mutation or check) names: non-empty, at most 2048 bytes. A
-    bigint part too large to encode is ``Invalid mutation: ...``, or ``too_large_bigint``."""
+def encode_key_for(key: Sequence[Any], too_large_bigint: str) -> bytes:
+    """``encode_key(key)``, with the error for a bigint part too large to encode worded as
+    Deno words it for the operation (reads keep the bare reason)."""
     try:
-        encoded = encode_key(key)
+        return encode_key(key)
     except KvTypeError as exc:
         if exc.args != (BIGINT_TOO_LARGE,):
             raise
-        raise KvTypeError(too_large_bigint or f"Invalid mutation: {BIGINT_TOO_LARGE}") from None
+        raise KvTypeError(too_large_bigint) from None
+
+
+def write_key(
+    key: Sequence[Any], *, too_large_bigint: str = f"Invalid mutation: {BIGINT_TOO_LARGE}"
+) -> bytes:
+    """Encode a key that a write (mutation or check) names: non-empty, at most 2048 bytes."""
+    encoded = encode_key_for(key, too_large_bigint)
     if not encoded:
         raise KvTypeError("key cannot be empty")
     if len(encoded) > limits.MAX_WRITE_KEY_SIZE_BYTES:

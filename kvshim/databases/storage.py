@@ -63,10 +63,10 @@ def normalise_location(location: str) -> str:
 def _check_server_url(location: str) -> str:
     try:
         url = URL(location)
-        valid = bool(url.host) and url.port is not None and " " not in location
+        valid = bool(url.host) and url.port is not None and not (url.query_string or url.fragment)
     except ValueError:
         valid = False
-    if not valid or url.query_string or url.fragment:
+    if not valid or " " in location:
         raise KvValueError(
             f"Invalid location {location!r}: a kvshim serve URL is http(s)://HOST[:PORT][/PATH], "
             "e.g. http://127.0.0.1:4512"

@@ -266,7 +266,7 @@ class KvConnectApp:
 def _route(raw_path: str) -> tuple[str, str | None]:
     """``(database name, data-path method)``; the method is ``None`` for the metadata exchange.
     Segments are split before decoding, so ``/a%2Fb`` names ``a/b`` (refused as a name)."""
-    segments = [unquote(s) for s in raw_path.split("?", 1)[0].split("/") if s]
+    segments = [unquote(s) for s in raw_path.split("/") if s]
     if len(segments) <= 1:
         return (segments[0] if segments else DEFAULT_DATABASE), None
     if len(segments) == 3 and segments[1] == "v2" and segments[2] in _DATA_METHODS:
