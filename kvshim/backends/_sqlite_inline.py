@@ -1,12 +1,16 @@
-"""Small SQLite reads run right on the event loop's thread, without a thread hand-off.
+"""SQLite work that runs right on the event loop's thread, without a thread hand-off.
 
 A point read on a warm file costs SQLite 3–16 µs (more right after another connection's write,
 when the pages are read again from the OS cache); handing it to a SQLite thread and back costs
 a thread wake-up each way, 20–90 µs on a busy or virtualised machine. So a read of a few rows
-runs inline, on a connection of its own that never waits for a lock (busy timeout 0): in WAL
+runs inline, and so does a lone commit when nothing else is writing (``_sqlite_commits`` says
+when), on a connection of the loop's own that never waits for a lock (busy timeout 0): in WAL
 mode readers take no lock that a writer holds, and on the rare SQLITE_BUSY (another process
-recovering the WAL index, say) the read says so and the caller hands it to a thread as before.
-The price: a read whose few pages are not in the OS cache waits for the disk on the loop.
+writing or recovering the WAL index, say) the call says so and the caller hands it to a thread.
+The price: a read whose few pages are not in the OS cache waits for the disk on the loop, and a
+commit waits for its fsync there (and, every 1,000 WAL pages, for SQLite's automatic checkpoint:
+left on, since only a checkpoint run right after a commit lets the next one restart the WAL at
+its start instead of growing it; one run on another thread, between commits, does not).
 """
 
 from __future__ import annotations
@@ -15,16 +19,16 @@ import sqlite3
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from kvshim.backends._sqlite_threads import as_kv_error, is_busy
+from kvshim.backends._sqlite_threads import as_kv_error, attempt_alone, is_busy
 from kvshim.errors import BackendError
 
 T = TypeVar("T")
 
 
 class Busy(Enum):
-    """The outcome of a read that met a lock (run it on a thread instead)."""
+    """The outcome of a call that met a lock (run it on a thread instead)."""
 
     BUSY = "busy"
 
@@ -32,8 +36,8 @@ class Busy(Enum):
 BUSY = Busy.BUSY
 
 
-class LoopReader:
-    """A read connection used only on the event loop's thread (opened on first use)."""
+class LoopConnection:
+    """A connection used only on the event loop's thread (opened on first use)."""
 
     def __init__(self, path: str) -> None:
         self._path = path
@@ -42,16 +46,15 @@ class LoopReader:
     def read(self, call: Callable[[sqlite3.Connection], T]) -> T | Busy:
         """``call(conn)``, which must run a single statement and fetch all its rows (one
         statement reads one snapshot); ``BUSY`` if the file was locked."""
-        conn = self._conn or self._open()
         try:
-            return call(conn)
+            return call(self._conn or self._open())
         except sqlite3.Error as exc:
             return _busy_or_raise(exc)
 
     def read_snapshot(self, call: Callable[[sqlite3.Connection], T]) -> T | Busy:
         """``call(conn)`` inside one read transaction; ``BUSY`` if the file was locked."""
-        conn = self._conn or self._open()
         try:
+            conn = self._conn or self._open()
             conn.execute("begin")
             try:
                 return call(conn)
@@ -60,6 +63,23 @@ class LoopReader:
         except sqlite3.Error as exc:
             return _busy_or_raise(exc)
 
+    def commit(self, call: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any] | Busy:
+        """``call(conn)`` in a write transaction of its own, committed and fsynced before this
+        returns ``(True, result)``; ``(False, error)`` if it failed (nothing is written);
+        ``BUSY``, having done nothing, if another connection holds the write lock."""
+        conn = None
+        try:
+            conn = self._conn or self._open()
+            conn.execute("begin immediate")
+            ok, outcome = attempt_alone(conn, call)
+            if ok:
+                conn.execute("commit")
+            return ok, outcome
+        except sqlite3.Error as exc:
+            if conn is not None and conn.in_transaction:
+                conn.execute("rollback")
+            return BUSY if is_busy(exc) else (False, as_kv_error(exc))
+
     def close(self) -> None:
         """Close the connection (it is opened again if used after this)."""
         if self._conn is not None:
@@ -67,14 +87,21 @@ class LoopReader:
             self._conn = None
 
     def _open(self) -> sqlite3.Connection:
-        # Read-only, so it can neither write nor create a file that has gone missing; no
-        # pragmas: WAL mode is a property of the file, set by the writer's connection.
-        uri = Path(self._path).absolute().as_uri() + "?mode=ro"
+        # Raises BackendError if the file cannot be opened, sqlite3.Error (BUSY, say) if the
+        # pragma fails. mode=rw: never creates a file that has gone missing. No journal_mode
+        # pragma: WAL is a property of the file, set by the writer's connection.
+        uri = Path(self._path).absolute().as_uri() + "?mode=rw"
         try:
-            self._conn = sqlite3.connect(uri, timeout=0, isolation_level=None, uri=True)
+            conn = sqlite3.connect(uri, timeout=0, isolation_level=None, uri=True)
         except sqlite3.Error as exc:
             raise BackendError(f"unable to open database file: {self._path}") from exc
-        return self._conn
+        try:
+            conn.execute("pragma synchronous = full")  # a returned commit survives power loss
+        except sqlite3.Error:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
 
 
 def _busy_or_raise(exc: sqlite3.Error) -> Busy:

@@ -1,6 +1,7 @@
 """The threads that run SQLite for the event loop: one group-committing writer, a few readers.
 
-The writer owns the only write connection of its database in this process. It takes every
+The writer thread commits whatever the event loop does not commit itself (``_sqlite_commits``
+says which: a group of writes, or a write that found the file locked). It takes every
 write request waiting in its queue, runs each in its own SAVEPOINT of ONE ``BEGIN IMMEDIATE``
 transaction (a request that raises is rolled back alone; a request alone in its batch needs no
 savepoint: the transaction is rolled back), commits once, and only then resolves the requests'
@@ -78,9 +79,16 @@ class _Thread:
         self._loop = completions.loop
         self.requests: queue.SimpleQueue[_Request[Any] | None] = queue.SimpleQueue()
 
-    def submit(self, call: Callable[[sqlite3.Connection], T], kind: int) -> asyncio.Future[T]:
-        """Queue ``call(conn)`` for this thread; the future resolves on the event loop."""
-        future: asyncio.Future[T] = self._loop.create_future()
+    def submit(
+        self,
+        call: Callable[[sqlite3.Connection], T],
+        kind: int,
+        future: asyncio.Future[T] | None = None,
+    ) -> asyncio.Future[T]:
+        """Queue ``call(conn)`` for this thread; ``future`` (a new one if not given) resolves
+        on the event loop."""
+        if future is None:
+            future = self._loop.create_future()
         self.pending += 1
         self.requests.put(_Request(call, future, kind, self))
         return future
@@ -120,6 +128,19 @@ def _serve_read(conn: sqlite3.Connection, request: _Request[Any]) -> tuple[bool,
             return True, _call_busy(call, conn)
         return True, _read(conn, call)
     except Exception as exc:
+        return False, as_kv_error(exc)
+
+
+def attempt_alone(
+    conn: sqlite3.Connection, call: Callable[[sqlite3.Connection], T]
+) -> tuple[bool, Any]:
+    """``call(conn)`` as the only request of the open write transaction: ``(True, result)``,
+    or ``(False, error)`` with the transaction rolled back (which undoes exactly what a
+    savepoint would have, two statements cheaper)."""
+    try:
+        return True, call(conn)
+    except Exception as exc:
+        conn.execute("rollback")
         return False, as_kv_error(exc)
 
 
@@ -228,13 +249,18 @@ class Writer(_Thread):
         self.stopped = False
         self._thread.start()
 
-    def write(self, call: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        """Run ``call(conn)`` in the next transaction; the future resolves after the commit."""
+    def write(
+        self, call: Callable[[sqlite3.Connection], T], future: asyncio.Future[T] | None = None
+    ) -> asyncio.Future[T]:
+        """Run ``call(conn)`` in the next transaction; ``future`` (a new one if not given)
+        resolves after the commit."""
         if self.stopped:
-            future: asyncio.Future[T] = self._loop.create_future()
-            future.set_exception(BackendError("the database writer has stopped"))
+            if future is None:
+                future = self._loop.create_future()
+            if not future.cancelled():
+                future.set_exception(BackendError("the database writer has stopped"))
             return future
-        return self.submit(call, WRITE)
+        return self.submit(call, WRITE, future)
 
     async def stop(self) -> None:
         """Finish queued requests, close the connection and join the thread."""
@@ -276,7 +302,7 @@ class Writer(_Thread):
         try:
             _call_busy(_begin_immediate, conn)
             if len(batch) == 1:
-                outcomes.append(self._attempt_alone(batch[0]))
+                outcomes.append(attempt_alone(conn, batch[0].call))
             else:
                 for request in batch:
                     outcomes.append(self._attempt(request))
@@ -290,15 +316,6 @@ class Writer(_Thread):
         settle = self.completions.settle
         for request, (ok, outcome) in zip(batch, outcomes, strict=True):
             settle(request, ok, outcome)
-
-    def _attempt_alone(self, request: _Request[Any]) -> tuple[bool, Any]:
-        # The only request of its transaction: if it fails, rolling the transaction back
-        # undoes exactly what a savepoint would have, two statements cheaper.
-        try:
-            return True, request.call(self._conn)
-        except Exception as exc:
-            self._conn.execute("rollback")
-            return False, as_kv_error(exc)
 
     def _attempt(self, request: _Request[Any]) -> tuple[bool, Any]:
         conn = self._conn

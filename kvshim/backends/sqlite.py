@@ -6,8 +6,9 @@ kill and, given an honest disk, power loss), and an atomic write is applied enti
 all (one SAVEPOINT per write inside the group's transaction).
 
 All handles on one file opened from one event loop share a ``SharedDatabase`` (keyed by the
-canonical path): one writer thread, one read connection for small reads on the loop itself,
-one reader pool, one ``NotifierHub``, one expiry sweeper.
+canonical path): one connection on the loop itself for small reads and lone commits, one
+writer thread for the other commits (``_sqlite_commits`` decides), one reader pool, one
+``NotifierHub``, one expiry sweeper.
 Unlike Deno, changes made by other processes are noticed: while anyone watches or listens,
 ``data_version`` is polled every ``POLL_INTERVAL_S``, and a change wakes every watcher, queue
 listener and the sweeper. A dequeued message moves to ``queue_running`` with a lease that a
@@ -28,7 +29,8 @@ from typing import TypeVar
 
 from kvshim.backends import sqlite_store as store
 from kvshim.backends._notify import NotifierHub, watch_keys
-from kvshim.backends._sqlite_inline import BUSY, LoopReader
+from kvshim.backends._sqlite_commits import WriteRouter
+from kvshim.backends._sqlite_inline import BUSY, LoopConnection
 from kvshim.backends._sqlite_threads import Completions, ReaderPool, Writer
 from kvshim.clock import Clock, wall_clock_ms
 from kvshim.errors import KvError
@@ -46,7 +48,7 @@ HEARTBEAT_S = 1.5
 MAX_QUEUE_WAIT_S = 2.0
 """The longest a queue listener sleeps without looking at the queue (a safety net only)."""
 SMALL_READ_ROWS = 64
-"""Reads of at most this many rows run on the event loop's thread (``LoopReader``): reading
+"""Reads of at most this many rows run on the event loop's thread (``LoopConnection``): reading
 and building an entry costs ~1.2 us a row on a warm cache, so at most ~80 us on the loop, about
 what handing the read to a thread and back costs on a busy or virtualised machine."""
 
@@ -67,7 +69,8 @@ class SharedDatabase:
         self.writer = writer
         self._completions = completions
         self.readers = ReaderPool(partial(store.connect, path), completions, writer)
-        self.inline = LoopReader(path)
+        self.inline = LoopConnection(path)
+        self.writes = WriteRouter(writer, self.inline)
         self.clock = clock
         self.hub = NotifierHub()
         self.handles = 0
@@ -107,8 +110,8 @@ class SharedDatabase:
     async def write(
         self, call: Callable[[sqlite3.Connection], store.WriteResult]
     ) -> store.WriteResult:
-        """Run a write through the writer and react to what it changed."""
-        result = await self.writer.write(call)
+        """Commit a write (see ``WriteRouter``) and react to what it changed."""
+        result = await self.writes.write(call)
         self.after(result.changes)
         return result
 
@@ -161,7 +164,7 @@ class SharedDatabase:
         while not self.closed:
             self._sweep_wakeup.clear()
             try:
-                changes, upcoming = await self.writer.write(
+                changes, upcoming = await self.writes.write(
                     lambda conn: store.sweep_expired(conn, self.clock())
                 )
             except KvError:
@@ -234,8 +237,9 @@ class SharedDatabase:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
-        self.inline.close()
+        self.writes.close()
         await self.writer.stop()
+        self.inline.close()
         await self.readers.close()
         self._completions.close()
 
@@ -261,7 +265,7 @@ class SqliteMessage:
             await asyncio.sleep(HEARTBEAT_S)
             deadline = self._db.clock() + LEASE_MS
             try:
-                alive = await self._db.writer.write(
+                alive = await self._db.writes.write(
                     partial(store.extend_lease, message_id=message_id, deadline=deadline)
                 )
             except KvError:
@@ -280,7 +284,7 @@ class SqliteMessage:
             await self._heartbeat
         db, message_id = self._db, self._row.id
         try:
-            changes = await db.writer.write(
+            changes = await db.writes.write(
                 lambda conn: store.finish(conn, message_id, success, db.clock())
             )
             db.after(changes)
@@ -323,7 +327,7 @@ class SqliteBackend:
         db = self._db
         clock = db.clock
         # db.write() inlined: one coroutine less on every commit.
-        result = await db.writer.write(lambda conn: store.atomic_write(conn, write, clock()))
+        result = await db.writes.write(lambda conn: store.atomic_write(conn, write, clock()))
         db.after(result.changes)
         return result.versionstamp
 
@@ -350,7 +354,7 @@ class SqliteBackend:
         async with db.waiting():
             while not (db.closed or self._closed):
                 generation = db.queue_generation
-                found = await db.writer.write(
+                found = await db.writes.write(
                     lambda conn: store.dequeue(conn, db.clock(), LEASE_MS)
                 )
                 db.after(found.changes)

@@ -25,7 +25,7 @@ import pytest
 import kvshim
 from kvshim import BigInt, KvU64
 from kvshim.backends import sqlite as sqlite_backend
-from kvshim.backends._sqlite_inline import BUSY, LoopReader
+from kvshim.backends._sqlite_inline import BUSY, LoopConnection
 from kvshim.backends._sqlite_threads import is_busy
 from kvshim.runtime.deno import locate_deno
 
@@ -190,7 +190,7 @@ def _locked_exclusively(path: Path) -> Iterator[None]:
 async def test_loop_reader_says_busy_instead_of_waiting(db_path: Path) -> None:
     async with await kvshim.open_kv(db_path) as kv:
         await kv.set(["k"], 1)
-    reader = LoopReader(str(db_path))
+    reader = LoopConnection(str(db_path))
     count = "select count(*) from kv"
     try:
         with _locked_exclusively(db_path):
@@ -207,7 +207,7 @@ async def test_loop_reader_says_busy_instead_of_waiting(db_path: Path) -> None:
 async def test_loop_reader_reports_other_sqlite_errors(tmp_path: Path) -> None:
     path = tmp_path / "not-a-db"
     path.write_bytes(b"this is not a SQLite file" * 100)
-    reader = LoopReader(str(path))
+    reader = LoopConnection(str(path))
     try:
         with pytest.raises(kvshim.BackendError, match="SQLite error: file is not a database"):
             reader.read(lambda c: c.execute("select 1 from kv").fetchone())
@@ -217,7 +217,7 @@ async def test_loop_reader_reports_other_sqlite_errors(tmp_path: Path) -> None:
 
 async def test_loop_reader_never_creates_a_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "gone.sqlite3"
-    reader = LoopReader(str(path))
+    reader = LoopConnection(str(path))
     with pytest.raises(kvshim.BackendError, match="unable to open database file"):
         reader.read(lambda c: c.execute("select 1").fetchone())
     assert not path.exists()
@@ -232,7 +232,7 @@ async def test_reads_on_a_path_with_uri_characters(tmp_path: Path) -> None:
         assert [e.value for e in await kv.get_many([["k"], ["x"]])] == ["v", None]
 
 
-class _AlwaysLocked(LoopReader):
+class _AlwaysLocked(LoopConnection):
     """A loop connection that always finds the file locked (the rare case, made certain)."""
 
     def __init__(self, path: str) -> None:

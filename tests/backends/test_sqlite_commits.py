@@ -1,0 +1,147 @@
+"""Where the SQLite backend commits: a lone write on the event loop's own connection, a group
+of writes (or a write that finds the file locked, or any write after a slow commit) on the
+writer thread. See kvshim/backends/_sqlite_commits.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import kvshim
+from kvshim.backends import _sqlite_commits as commits
+from kvshim.backends import sqlite as sqlite_backend
+
+TIMEOUT = 10.0
+
+
+@pytest.fixture
+async def kv(tmp_path: Path) -> AsyncIterator[kvshim.Kv]:
+    handle = await kvshim.open_kv(tmp_path / "kv.sqlite3")
+    yield handle
+    if not handle.closed:
+        await handle.close()
+
+
+def _db(path: Path) -> sqlite_backend.SharedDatabase:
+    return sqlite_backend._registry[(os.path.realpath(path), id(asyncio.get_running_loop()))]
+
+
+def _path(tmp_path: Path) -> Path:
+    return tmp_path / "kv.sqlite3"
+
+
+def _insert(key: bytes, ran_on: list[int], *, sleep: float = 0.0) -> Callable[..., Any]:
+    """A write storing ``key`` that records the thread it ran on."""
+
+    def call(conn: sqlite3.Connection) -> int:
+        ran_on.append(threading.get_ident())
+        time.sleep(sleep)
+        conn.execute("insert into kv (k, v, v_encoding, version) values (?, x'00', 2, 1)", (key,))
+        return len(key)
+
+    return call
+
+
+def _stored(path: Path) -> set[bytes]:
+    conn = sqlite3.connect(path)
+    try:
+        return {row[0] for row in conn.execute("select k from kv")}
+    finally:
+        conn.close()
+
+
+async def test_a_lone_write_commits_on_the_event_loop(kv: kvshim.Kv, tmp_path: Path) -> None:
+    ran_on: list[int] = []
+    assert await _db(_path(tmp_path)).writes.write(_insert(b"a", ran_on)) == 1
+    assert ran_on == [threading.get_ident()]
+    assert _stored(_path(tmp_path)) == {b"a"}  # committed: another connection sees it
+
+
+async def test_the_loop_connection_commits_durably(kv: kvshim.Kv, tmp_path: Path) -> None:
+    db = _db(_path(tmp_path))
+    assert db.inline.read(lambda c: c.execute("pragma synchronous").fetchone()) == (2,)  # FULL
+
+
+async def test_writes_of_one_pass_share_a_transaction_on_the_writer_thread(
+    kv: kvshim.Kv, tmp_path: Path
+) -> None:
+    ran_on: list[int] = []
+    db = _db(_path(tmp_path))
+    writes = [db.writes.write(_insert(bytes([65 + i]), ran_on)) for i in range(5)]
+    assert await asyncio.gather(*writes) == [1] * 5
+    assert len(set(ran_on)) == 1 and ran_on[0] != threading.get_ident()
+    assert _stored(_path(tmp_path)) == {b"A", b"B", b"C", b"D", b"E"}
+
+
+async def test_a_failing_lone_write_leaves_nothing_behind(kv: kvshim.Kv, tmp_path: Path) -> None:
+    def half_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("insert into kv (k, v, v_encoding, version) values (x'01', x'00', 2, 1)")
+        raise kvshim.KvTypeError("no")
+
+    with pytest.raises(kvshim.KvTypeError, match="no"):
+        await _db(_path(tmp_path)).writes.write(half_then_fail)
+    assert _stored(_path(tmp_path)) == set()
+    await kv.set(["after"], 1)  # the loop's connection is usable again
+    assert (await kv.get(["after"])).value == 1
+
+
+async def test_a_write_waits_on_the_thread_while_another_connection_holds_the_lock(
+    kv: kvshim.Kv, tmp_path: Path
+) -> None:
+    ran_on: list[int] = []
+    other = sqlite3.connect(_path(tmp_path), isolation_level=None)
+    try:
+        other.execute("begin immediate")
+        write = asyncio.ensure_future(_db(_path(tmp_path)).writes.write(_insert(b"w", ran_on)))
+        started = time.monotonic()
+        await asyncio.sleep(0.3)
+        assert time.monotonic() - started < 0.45  # the loop was not held up by the lock
+        assert not write.done()
+        other.execute("commit")
+    finally:
+        other.close()
+    assert await asyncio.wait_for(write, TIMEOUT) == 1
+    assert ran_on[-1] != threading.get_ident()
+    assert _stored(_path(tmp_path)) == {b"w"}
+
+
+async def test_after_a_slow_commit_writes_leave_the_loop_for_a_while(
+    kv: kvshim.Kv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(commits, "INLINE_PAUSE_S", 0.3)
+    db, ran_on, loop_thread = _db(_path(tmp_path)), [], threading.get_ident()
+    slow = 2 * commits.INLINE_COMMIT_BUDGET_S
+    await db.writes.write(_insert(b"slow", ran_on, sleep=slow))
+    await db.writes.write(_insert(b"next", ran_on))
+    await asyncio.sleep(0.35)
+    await db.writes.write(_insert(b"later", ran_on))
+    assert ran_on[0] == loop_thread  # the slow one had already run on the loop
+    assert ran_on[1] != loop_thread
+    assert ran_on[2] == loop_thread
+    assert _stored(_path(tmp_path)) == {b"slow", b"next", b"later"}
+
+
+async def test_a_write_issued_as_the_database_closes_still_commits(
+    kv: kvshim.Kv, tmp_path: Path
+) -> None:
+    ran_on: list[int] = []
+    write = _db(_path(tmp_path)).writes.write(_insert(b"last", ran_on))
+    await kv.close()
+    assert await asyncio.wait_for(write, TIMEOUT) == 4
+    assert _stored(_path(tmp_path)) == {b"last"}
+
+
+async def test_the_wal_stays_bounded_under_lone_commits(kv: kvshim.Kv, tmp_path: Path) -> None:
+    for i in range(1500):  # ~3,000 WAL pages: three automatic checkpoints
+        await kv.set(["n"], i)
+    wal = os.path.getsize(f"{_path(tmp_path)}-wal")
+    assert wal < 6 * 1024 * 1024, wal  # without a checkpoint it would hold ~3,000 pages
