@@ -12,9 +12,11 @@ issued in one pass of the event loop are collected, and when the pass ends:
 - a group goes to the writer thread, where the writes share one transaction and one fsync while
   the loop goes on serving.
 
-A commit on the loop holds the loop up for its fsync. If one takes longer than
-``INLINE_COMMIT_BUDGET_S`` (a slow or busy disk, a large checkpoint), writes go to the thread
-for the next ``INLINE_PAUSE_S`` and are then tried on the loop again.
+A commit on the loop holds the loop up for its fsync. While commits there take longer than
+``INLINE_COMMIT_BUDGET_S`` on average (a slow or busy disk), writes go to the thread, and one is
+tried on the loop again every ``INLINE_PAUSE_S``. The average is a moving one, over about the
+last eight commits, each counted at most as four budgets: one slow fsync, or the automatic
+checkpoint every 1,000 WAL pages, does not send commits away; three in a row do.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from kvshim.errors import KvError
 T = TypeVar("T")
 
 INLINE_COMMIT_BUDGET_S = 0.002
-"""The longest a commit on the event loop may take before commits leave the loop for a while."""
+"""How long commits on the event loop may take on average before they leave the loop."""
 INLINE_PAUSE_S = 1.0
-"""How long writes go to the writer thread after a commit on the loop took too long."""
+"""How long writes go to the writer thread once commits on the loop have been too slow."""
+_WEIGHT = 1 / 8  # of the latest commit in the moving average
+_LONGEST = 4 * INLINE_COMMIT_BUDGET_S  # the most one commit counts in the average
 
 _Pending = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
 
@@ -48,6 +52,7 @@ class WriteRouter:
         self._loop = writer.completions.loop
         self._pass: list[_Pending] = []
         self._inline_after = 0.0
+        self._average_s = 0.0
         self._closed = False
 
     def write(self, call: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
@@ -93,9 +98,10 @@ class WriteRouter:
             return False
         if outcome is BUSY:
             return False
-        took = time.perf_counter() - started
-        if took > INLINE_COMMIT_BUDGET_S:
-            self._inline_after = started + took + INLINE_PAUSE_S
+        ended = time.perf_counter()
+        self._average_s += (min(ended - started, _LONGEST) - self._average_s) * _WEIGHT
+        if self._average_s > INLINE_COMMIT_BUDGET_S:
+            self._inline_after = ended + INLINE_PAUSE_S
         ok, result = outcome
         if not future.cancelled():
             if ok:
