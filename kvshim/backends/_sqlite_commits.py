@@ -8,9 +8,14 @@ issued in one pass of the event loop are collected, and when the pass ends:
 
 - a lone write, with the writer thread idle, commits right there on the loop's connection
   (``LoopConnection.commit``), which never waits for a lock: if the file is locked, the write
-  goes to the thread after all;
+  goes to the thread after all. Only a small write does (an atomic write, bounded by Deno's
+  limits, or a queue step); one that may touch any number of rows (an import, an expiry
+  sweep) says so and always goes to the thread;
 - a group goes to the writer thread, where the writes share one transaction and one fsync while
   the loop goes on serving.
+
+Writes commit in the order they were issued: one commits on the loop only when the thread has
+nothing left to commit.
 
 A commit on the loop holds the loop up for its fsync. While commits there take longer than
 ``INLINE_COMMIT_BUDGET_S`` on average (a slow or busy disk), writes go to the thread, and one is
@@ -40,7 +45,7 @@ INLINE_PAUSE_S = 1.0
 _WEIGHT = 1 / 8  # of the latest commit in the moving average
 _LONGEST = 4 * INLINE_COMMIT_BUDGET_S  # the most one commit counts in the average
 
-_Pending = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
+_Pending = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]", bool]
 
 
 class WriteRouter:
@@ -55,14 +60,17 @@ class WriteRouter:
         self._average_s = 0.0
         self._closed = False
 
-    def write(self, call: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        """Run ``call(conn)`` in a write transaction; the future resolves after its commit."""
+    def write(
+        self, call: Callable[[sqlite3.Connection], T], *, small: bool = True
+    ) -> asyncio.Future[T]:
+        """Run ``call(conn)`` in a write transaction; the future resolves after its commit. A
+        write that may touch many rows says ``small=False``: it never holds up the loop."""
         if self._closed:
             return self._writer.write(call)
         future: asyncio.Future[T] = self._loop.create_future()
         if not self._pass:
             self._loop.call_soon(self._end_of_pass)
-        self._pass.append((call, future))
+        self._pass.append((call, future, small))
         return future
 
     def close(self) -> None:
@@ -77,8 +85,10 @@ class WriteRouter:
 
     def _end_of_pass(self) -> None:
         batch = self._take_pass()
-        if len(batch) == 1 and self._may_commit_here() and self._commit_here(*batch[0]):
-            return
+        if len(batch) == 1 and batch[0][2] and self._may_commit_here():
+            call, future, _ = batch[0]
+            if self._commit_here(call, future):
+                return
         self._to_thread(batch)
 
     def _may_commit_here(self) -> bool:
@@ -111,5 +121,5 @@ class WriteRouter:
         return True
 
     def _to_thread(self, batch: list[_Pending]) -> None:
-        for call, future in batch:
+        for call, future, _ in batch:
             self._writer.write(call, future)

@@ -75,9 +75,11 @@ class LoopConnection:
             if ok:
                 conn.execute("commit")
             return ok, outcome
-        except sqlite3.Error as exc:
+        except BaseException as exc:
             if conn is not None and conn.in_transaction:
-                conn.execute("rollback")
+                conn.execute("rollback")  # a KeyboardInterrupt too: never keep the write lock
+            if not isinstance(exc, sqlite3.Error):
+                raise
             return BUSY if is_busy(exc) else (False, as_kv_error(exc))
 
     def close(self) -> None:

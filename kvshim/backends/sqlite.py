@@ -108,10 +108,10 @@ class SharedDatabase:
     # --- writes and their aftermath ----------------------------------------------------------
 
     async def write(
-        self, call: Callable[[sqlite3.Connection], store.WriteResult]
+        self, call: Callable[[sqlite3.Connection], store.WriteResult], *, small: bool = True
     ) -> store.WriteResult:
         """Commit a write (see ``WriteRouter``) and react to what it changed."""
-        result = await self.writes.write(call)
+        result = await self.writes.write(call, small=small)
         self.after(result.changes)
         return result
 
@@ -165,7 +165,7 @@ class SharedDatabase:
             self._sweep_wakeup.clear()
             try:
                 changes, upcoming = await self.writes.write(
-                    lambda conn: store.sweep_expired(conn, self.clock())
+                    lambda conn: store.sweep_expired(conn, self.clock()), small=False
                 )
             except KvError:
                 logger.exception("expiry sweep failed; retrying in 1 s")
@@ -339,7 +339,7 @@ class SqliteBackend:
         )
 
     async def import_entries(self, entries: Sequence[StoredEntry]) -> None:
-        await self._db.write(lambda conn: store.import_entries(conn, entries))
+        await self._db.write(lambda conn: store.import_entries(conn, entries), small=False)
 
     async def _read_keys(self, keys: Sequence[bytes]) -> list[RawEntry | None]:
         clock = self._db.clock
