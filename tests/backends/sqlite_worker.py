@@ -13,17 +13,18 @@ import kvshim
 from kvshim.backends import sqlite
 
 
-async def storm(kv: kvshim.Kv) -> None:
-    """Atomic writes of two equal keys, 8 at a time, forever; prints each returned one."""
+async def storm(kv: kvshim.Kv, at_once: int) -> None:
+    """Atomic writes of two equal keys, ``at_once`` at a time, forever; prints each returned
+    one (one at a time, each commits on the event loop; several, on the writer thread)."""
     i = 0
     while True:
-        batch = range(i, i + 8)
+        batch = range(i, i + at_once)
         results = await asyncio.gather(
             *(kv.atomic().set(["a", n], n).set(["b", n], n).commit() for n in batch)
         )
         for n, result in zip(batch, results, strict=True):
             print(n, result.versionstamp, flush=True)
-        i += 8
+        i += at_once
 
 
 async def increment(kv: kvshim.Kv, times: int) -> None:
@@ -53,7 +54,7 @@ async def hold(kv: kvshim.Kv) -> None:
 async def main(mode: str, path: str, arg: str) -> None:
     kv = await kvshim.open_kv(path)
     if mode == "storm":
-        await storm(kv)
+        await storm(kv, int(arg))
     elif mode == "increment":
         await increment(kv, int(arg))
     elif mode == "set":

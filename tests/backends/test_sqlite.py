@@ -309,11 +309,12 @@ async def test_cancelling_a_listener_right_after_an_enqueue_cancels_it(kv: kvshi
 # --- other processes ---------------------------------------------------------------------
 
 
-async def test_sigkill_loses_no_returned_write(db_path: Path) -> None:
+@pytest.mark.parametrize("at_once", [1, 8], ids=["on-the-loop", "grouped-on-the-thread"])
+async def test_sigkill_loses_no_returned_write(db_path: Path, at_once: int) -> None:
     async with await kvshim.open_kv(db_path):
         pass  # create the file before the storm
     returned: dict[int, str] = {}
-    with _worker("storm", db_path) as process:
+    with _worker("storm", db_path, str(at_once)) as process:
         while len(returned) < 400:
             n, stamp = (await _line(process)).split()
             returned[int(n)] = stamp
