@@ -1,16 +1,17 @@
 """Deno's on-disk KV format, and every read and write on it as synchronous SQLite calls.
 
 The schema, its migrations and ``migration_state`` version 3 are Deno's own (``denokv_sqlite``),
-so Deno opens kvshim's files and kvshim opens Deno's. A commit adds 1 to
-``data_version.version`` inside the writer's ``BEGIN IMMEDIATE`` transaction, which makes
-versions strictly increasing across every process sharing the file; the versionstamp is that
-version as 8 bytes big-endian plus ``0000``.
+so Deno opens kvshim's files and kvshim opens Deno's. A commit adds a random 1-9 to
+``data_version.version`` (an expiry sweep adds 1) inside its ``BEGIN IMMEDIATE`` transaction,
+which makes versions strictly increasing across every process sharing the file; the
+versionstamp is that version as 8 bytes big-endian plus ``0000``.
 
 Unlike Deno, every read and check hides rows whose ``expiration_ms`` has passed, so an expired
 key is gone at once and not only after the next sweep.
 
-These functions run on threads owned by ``kvshim.backends.sqlite``; none of them commits: the
-caller wraps them in a transaction (a read transaction, or a savepoint in the writer's batch).
+These functions run on the SQLite threads of ``kvshim.backends.sqlite`` or on its event loop's
+own connection; none of them commits: the caller wraps them in a transaction (a read
+transaction, a write transaction of their own, or a savepoint in the writer's batch).
 """
 
 from __future__ import annotations
