@@ -19,9 +19,10 @@ nothing left to commit.
 
 A commit on the loop holds the loop up for its fsync. While commits there take longer than
 ``INLINE_COMMIT_BUDGET_S`` on average (a slow or busy disk), writes go to the thread, and one is
-tried on the loop again every ``INLINE_PAUSE_S``. The average is a moving one, over about the
-last eight commits, each counted at most as four budgets: one slow fsync, or the automatic
-checkpoint every 1,000 WAL pages, does not send commits away; three in a row do.
+tried on the loop again every ``INLINE_PAUSE_S``; that one's time starts the average afresh. The
+average is a moving one, over about the last eight commits, each counted at most as four
+budgets: from commits well within the budget, one slow fsync (or the automatic checkpoint every
+1,000 WAL pages) does not send commits away, and three in a row do.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any, TypeVar
 
 from kvshim.backends._sqlite_inline import BUSY, LoopConnection
 from kvshim.backends._sqlite_threads import Writer
-from kvshim.errors import KvError
+from kvshim.errors import BackendError
 
 T = TypeVar("T")
 
@@ -57,6 +58,7 @@ class WriteRouter:
         self._loop = writer.completions.loop
         self._pass: list[_Pending] = []
         self._inline_after = 0.0
+        self._paused = False
         self._average_s = 0.0
         self._closed = False
 
@@ -104,14 +106,15 @@ class WriteRouter:
         started = time.perf_counter()
         try:
             outcome = self._conn.commit(call)
-        except KvError:  # the loop's connection cannot be opened: the writer's is open
-            return False
+        except BaseException as exc:  # a KeyboardInterrupt during the fsync, say
+            if not future.done():
+                interrupted = BackendError("the commit was interrupted: it may have been applied")
+                interrupted.__cause__ = exc
+                future.set_exception(interrupted)
+            raise
         if outcome is BUSY:
             return False
-        ended = time.perf_counter()
-        self._average_s += (min(ended - started, _LONGEST) - self._average_s) * _WEIGHT
-        if self._average_s > INLINE_COMMIT_BUDGET_S:
-            self._inline_after = ended + INLINE_PAUSE_S
+        self._measure(min(time.perf_counter() - started, _LONGEST))
         ok, result = outcome
         if not future.cancelled():
             if ok:
@@ -119,6 +122,14 @@ class WriteRouter:
             else:
                 future.set_exception(result)
         return True
+
+    def _measure(self, took: float) -> None:
+        if self._paused:  # the first commit after a pause: the disk may have recovered
+            self._paused, self._average_s = False, took
+        else:
+            self._average_s += (took - self._average_s) * _WEIGHT
+        if self._average_s > INLINE_COMMIT_BUDGET_S:
+            self._paused, self._inline_after = True, time.perf_counter() + INLINE_PAUSE_S
 
     def _to_thread(self, batch: list[_Pending]) -> None:
         for call, future, _ in batch:

@@ -55,22 +55,25 @@ class LoopConnection:
         """``call(conn)`` inside one read transaction; ``BUSY`` if the file was locked."""
         try:
             conn = self._conn or self._open()
-            conn.execute("begin")
             try:
+                conn.execute("begin")
                 return call(conn)
             finally:
-                conn.execute("rollback")
+                if conn.in_transaction:  # a KeyboardInterrupt too: never keep a transaction
+                    conn.execute("rollback")
         except sqlite3.Error as exc:
             return _busy_or_raise(exc)
 
     def commit(self, call: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any] | Busy:
         """``call(conn)`` in a write transaction of its own, committed and fsynced before this
         returns ``(True, result)``; ``(False, error)`` if it failed (nothing is written);
-        ``BUSY``, having done nothing, if another connection holds the write lock."""
-        conn = None
+        ``BUSY``, having done nothing, if the transaction could not start here (another
+        connection holds the write lock, say: the writer's connection is left to decide)."""
+        conn, started = self._conn, False
         try:
-            conn = self._conn or self._open()
+            conn = conn or self._open()
             conn.execute("begin immediate")
+            started = True
             ok, outcome = attempt_alone(conn, call)
             if ok:
                 conn.execute("commit")
@@ -78,6 +81,8 @@ class LoopConnection:
         except BaseException as exc:
             if conn is not None and conn.in_transaction:
                 conn.execute("rollback")  # a KeyboardInterrupt too: never keep the write lock
+            if not started and isinstance(exc, sqlite3.Error | BackendError):
+                return BUSY
             if not isinstance(exc, sqlite3.Error):
                 raise
             return BUSY if is_busy(exc) else (False, as_kv_error(exc))

@@ -140,7 +140,8 @@ def attempt_alone(
     try:
         return True, call(conn)
     except Exception as exc:
-        conn.execute("rollback")
+        if conn.in_transaction:  # SQLite rolls back by itself after some errors (IOERR, FULL)
+            conn.execute("rollback")
         return False, as_kv_error(exc)
 
 

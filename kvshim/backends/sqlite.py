@@ -401,6 +401,9 @@ async def open_sqlite(path: str, clock: Clock = wall_clock_ms) -> SqliteBackend:
 
 
 async def _open_shared(path: str, key: tuple[str, int], clock: Clock) -> SharedDatabase:
+    # Connections opened later (the loop's, the readers') open this very file even if the
+    # process changes directory in between.
+    absolute = os.path.abspath(path)
     conn = await asyncio.to_thread(store.connect, path)
     completions = Completions(asyncio.get_running_loop())
     writer = Writer(conn, path, completions)
@@ -410,6 +413,6 @@ async def _open_shared(path: str, key: tuple[str, int], clock: Clock) -> SharedD
         await writer.stop()
         completions.close()
         raise
-    db = SharedDatabase(path, key, writer, completions, clock)
+    db = SharedDatabase(absolute, key, writer, completions, clock)
     db.start()
     return db

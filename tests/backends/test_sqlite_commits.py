@@ -145,6 +145,8 @@ async def test_after_slow_commits_writes_leave_the_loop_for_a_while(
     await asyncio.sleep(0.35)
     await db.writes.write(_insert(b"later", ran_on))
     assert ran_on[-1] == loop_thread  # tried on the loop again, after the pause
+    await db.writes.write(_insert(b"again", ran_on))
+    assert ran_on[-1] == loop_thread  # that fast one started the average afresh
     assert len(_stored(_path(tmp_path))) == len(ran_on)
 
 
@@ -184,3 +186,79 @@ async def test_an_interrupted_lone_write_releases_the_write_lock(
     assert _stored(_path(tmp_path)) == set()
     await kv.set(["after"], 1)
     assert (await kv.get(["after"])).value == 1
+
+
+async def test_a_write_after_a_change_of_directory_goes_to_the_file_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    for folder in (here, elsewhere):
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        async with await kvshim.open_kv("kv.sqlite3") as other:
+            await other.delete(["-"])
+    monkeypatch.chdir(here)
+    async with await kvshim.open_kv("kv.sqlite3") as kv:
+        await kv.delete(["-"])  # the writer thread is idle: the next write is a lone one
+        monkeypatch.chdir(elsewhere)
+        await kv.set(["k"], 1)
+        assert (await kv.get(["k"])).value == 1
+    assert _stored(here / "kv.sqlite3") == {b"\x02k\x00"}
+    assert _stored(elsewhere / "kv.sqlite3") == set()
+
+
+async def test_a_commit_interrupted_on_the_loop_still_answers_its_caller(
+    kv: kvshim.Kv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, ran_on = _db(_path(tmp_path)), []
+    loop_errors: list[BaseException] = []
+    asyncio.get_running_loop().set_exception_handler(
+        lambda _, context: loop_errors.append(context["exception"])
+    )
+    real_commit = db.inline.commit
+
+    def commit_then_fail(call: Any) -> Any:
+        real_commit(call)
+        raise RuntimeError("after the fsync")
+
+    monkeypatch.setattr(db.writes._conn, "commit", commit_then_fail)
+    with pytest.raises(kvshim.BackendError, match="interrupted: it may have been applied"):
+        await asyncio.wait_for(db.writes.write(_insert(b"k", ran_on)), TIMEOUT)
+    assert [str(e) for e in loop_errors] == ["after the fsync"]
+    assert _stored(_path(tmp_path)) == {b"k"}
+
+
+class _InterruptedAfterBegin(sqlite3.Connection):
+    """A connection on which a KeyboardInterrupt arrives right after a BEGIN has run."""
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        cursor = super().execute(sql, *args)
+        if sql == "begin":
+            raise KeyboardInterrupt
+        return cursor
+
+
+async def test_a_read_interrupted_after_its_begin_leaves_no_transaction_open(
+    kv: kvshim.Kv, tmp_path: Path
+) -> None:
+    db, ran_on = _db(_path(tmp_path)), []
+    db.inline.close()
+    db.inline._conn = conn = sqlite3.connect(
+        _path(tmp_path), isolation_level=None, timeout=0, factory=_InterruptedAfterBegin
+    )
+    with pytest.raises(KeyboardInterrupt):
+        db.inline.read_snapshot(lambda c: c.execute("select 1").fetchone())
+    assert not conn.in_transaction
+    await db.writes.write(_insert(b"k", ran_on))
+    assert ran_on == [threading.get_ident()]  # the loop's connection can still commit
+
+
+async def test_a_write_failing_after_sqlite_rolled_back_reports_its_own_error(
+    kv: kvshim.Kv, tmp_path: Path
+) -> None:
+    def rolled_back_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("rollback")  # as SQLite does by itself after SQLITE_FULL or an I/O error
+        raise kvshim.KvTypeError("the write's own error")
+
+    with pytest.raises(kvshim.KvTypeError, match="the write's own error"):
+        await _db(_path(tmp_path)).writes.write(rolled_back_then_fail)
