@@ -102,7 +102,9 @@ class WriteRouter:
             and time.perf_counter() >= self._inline_after
         )
 
-    def _commit_here(self, call: Callable[[sqlite3.Connection], Any], future: Any) -> bool:
+    def _commit_here(
+        self, call: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]
+    ) -> bool:
         started = time.perf_counter()
         try:
             outcome = self._conn.commit(call)
