@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from kvshim import limits, validation
 from kvshim.entries import COMMIT_VERSIONSTAMP, AtomicCheck, CommitResult, KvEntry
 from kvshim.errors import KvTypeError
+from kvshim.keys import KEY_SEQUENCES
 from kvshim.model import AtomicWrite, Check, Enqueue, Mutation, MutationKind
 from kvshim.values import KvU64, encode_v8, encode_value
 
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
     from kvshim.clock import Clock
 
 Committer = Callable[[AtomicWrite], Awaitable[CommitResult]]
-_SEQUENCES = (list, tuple)  # a tuple, not `list | tuple`: that builds a union per call
 _U64_KINDS = {"sum": MutationKind.SUM, "min": MutationKind.MIN, "max": MutationKind.MAX}
 _MUTATION_TYPES = frozenset({"set", "delete", *_U64_KINDS})
 
@@ -157,7 +157,7 @@ def set_mutation(
     """A checked SET of ``value`` at ``key`` (versionstamped if the key ends with the marker),
     with its validated TTL in milliseconds."""
     kind = MutationKind.SET
-    if isinstance(key, _SEQUENCES) and key and key[-1] is COMMIT_VERSIONSTAMP:
+    if isinstance(key, KEY_SEQUENCES) and key and key[-1] is COMMIT_VERSIONSTAMP:
         kind, key = MutationKind.SET_VERSIONSTAMPED_KEY, key[:-1]
     # Deno's order: expireIn, then cloning the value, then the key, then the value's size.
     ttl = None if expire_in is None else validation.expire_in(expire_in)

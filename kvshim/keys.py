@@ -33,7 +33,8 @@ _SIGN = 1 << 63
 _ALL = (1 << 64) - 1
 _POS_NAN = 0x7FF8000000000000
 _NEG_NAN = 0xFFF8000000000000
-_SEQUENCES = (list, tuple)  # not `list | tuple`, which builds a union on every call
+KEY_SEQUENCES = (list, tuple)
+"""What a key may be given as (a tuple, not ``list | tuple``: that builds a union per call)."""
 
 
 def _escaped(raw: bytes) -> bytes:
@@ -136,7 +137,7 @@ def _encoder_for_subclass(part: object) -> Callable[[object], bytes]:
 
 def encode_key(key: Sequence[object]) -> bytes:
     """The byte encoding of a key given as a list or tuple of parts."""
-    if not isinstance(key, _SEQUENCES):
+    if not isinstance(key, KEY_SEQUENCES):
         raise KvTypeError(
             f"Invalid key: expected a list or tuple of key parts, got {type(key).__name__}"
         )

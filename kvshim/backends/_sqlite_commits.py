@@ -99,7 +99,7 @@ class WriteRouter:
             writer.pending == 0
             and not writer.stopped
             and not self._closed
-            and time.perf_counter() >= self._inline_after
+            and (not self._paused or time.perf_counter() >= self._inline_after)
         )
 
     def _commit_here(
