@@ -52,8 +52,12 @@ _Pending = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]", boo
 class WriteRouter:
     """Commits the writes of one SQLite file, each where it costs least (see the module)."""
 
-    def __init__(self, writer: Writer, conn: LoopConnection) -> None:
+    def __init__(
+        self, writer: Writer, conn: LoopConnection, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        """``clock`` (seconds) times the commits on the loop."""
         self._writer = writer
+        self._clock = clock
         self._conn = conn
         self._loop = writer.completions.loop
         self._pass: list[_Pending] = []
@@ -99,13 +103,13 @@ class WriteRouter:
             writer.pending == 0
             and not writer.stopped
             and not self._closed
-            and (not self._paused or time.perf_counter() >= self._inline_after)
+            and (not self._paused or self._clock() >= self._inline_after)
         )
 
     def _commit_here(
         self, call: Callable[[sqlite3.Connection], Any], future: asyncio.Future[Any]
     ) -> bool:
-        started = time.perf_counter()
+        started = self._clock()
         try:
             outcome = self._conn.commit(call)
         except BaseException as exc:  # a KeyboardInterrupt during the fsync, say
@@ -116,7 +120,7 @@ class WriteRouter:
             raise
         if outcome is BUSY:
             return False
-        self._measure(min(time.perf_counter() - started, _LONGEST))
+        self._measure(min(self._clock() - started, _LONGEST))
         ok, result = outcome
         if not future.cancelled():
             if ok:
@@ -131,7 +135,7 @@ class WriteRouter:
         else:
             self._average_s += (took - self._average_s) * _WEIGHT
         if self._average_s > INLINE_COMMIT_BUDGET_S:
-            self._paused, self._inline_after = True, time.perf_counter() + INLINE_PAUSE_S
+            self._paused, self._inline_after = True, self._clock() + INLINE_PAUSE_S
 
     def _to_thread(self, batch: list[_Pending]) -> None:
         for call, future, _ in batch:

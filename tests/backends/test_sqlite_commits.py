@@ -19,6 +19,7 @@ import pytest
 import kvshim
 from kvshim.backends import _sqlite_commits as commits
 from kvshim.backends import sqlite as sqlite_backend
+from kvshim.backends import sqlite_store
 
 TIMEOUT = 10.0
 
@@ -26,7 +27,7 @@ TIMEOUT = 10.0
 @pytest.fixture
 async def kv(tmp_path: Path) -> AsyncIterator[kvshim.Kv]:
     handle = await kvshim.open_kv(tmp_path / "kv.sqlite3")
-    await handle.delete(["-"])  # the writer thread is idle now: the sweep at opening is done
+    await _writer_idle(_path(tmp_path))
     yield handle
     if not handle.closed:
         await handle.close()
@@ -40,12 +41,46 @@ def _path(tmp_path: Path) -> Path:
     return tmp_path / "kv.sqlite3"
 
 
-def _insert(key: bytes, ran_on: list[int], *, sleep: float = 0.0) -> Callable[..., Any]:
-    """A write storing ``key`` that records the thread it ran on."""
+async def _writer_idle(path: Path) -> None:
+    """Wait until the writer thread has committed everything sent to it so far (the expiry
+    sweep at opening, say): then the next lone write may commit on the loop."""
+    db = _db(path)
+    for _ in range(10):  # the sweep may be issued after the first no-op: then wait again
+        # to the thread, which commits in order: this one comes after all issued before it
+        await db.writes.write(lambda conn: None, small=False)
+        if db.writer.pending == 0:
+            return
+    raise AssertionError("the writer thread stays busy")
+
+
+class _Clock:
+    """A clock that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _timed_by(db: sqlite_backend.SharedDatabase) -> _Clock:
+    """Have ``db``'s writes timed by a clock of the test's: commits then take as long as the
+    test says, whatever the machine is doing."""
+    clock = _Clock()
+    db.writes = commits.WriteRouter(db.writer, db.inline, clock)
+    return clock
+
+
+def _insert(
+    key: bytes, ran_on: list[int], *, clock: _Clock | None = None, takes: float = 0.0
+) -> Callable[..., Any]:
+    """A write storing ``key`` that records the thread it ran on (and, on ``clock``, takes
+    ``takes`` seconds)."""
 
     def call(conn: sqlite3.Connection) -> int:
         ran_on.append(threading.get_ident())
-        time.sleep(sleep)
+        if clock is not None:
+            clock.now += takes
         conn.execute("insert into kv (k, v, v_encoding, version) values (?, x'00', 2, 1)", (key,))
         return len(key)
 
@@ -114,8 +149,9 @@ async def test_a_write_waits_on_the_thread_while_another_connection_holds_the_lo
         write = asyncio.ensure_future(_db(_path(tmp_path)).writes.write(_insert(b"w", ran_on)))
         started = time.monotonic()
         await asyncio.sleep(0.3)
-        assert time.monotonic() - started < 0.45  # the loop was not held up by the lock
-        assert not write.done()
+        # the loop was not held up by the lock (waiting for it would take the busy timeout)
+        assert time.monotonic() - started < 0.3 + sqlite_store.BUSY_TIMEOUT_S / 2
+        assert not write.done() and _db(_path(tmp_path)).writer.pending == 1  # on the thread
         other.execute("commit")
     finally:
         other.close()
@@ -126,23 +162,27 @@ async def test_a_write_waits_on_the_thread_while_another_connection_holds_the_lo
 
 async def test_one_slow_commit_keeps_commits_on_the_loop(kv: kvshim.Kv, tmp_path: Path) -> None:
     db, ran_on, loop_thread = _db(_path(tmp_path)), [], threading.get_ident()
-    await db.writes.write(_insert(b"slow", ran_on, sleep=10 * commits.INLINE_COMMIT_BUDGET_S))
+    clock = _timed_by(db)
+    slow = 10 * commits.INLINE_COMMIT_BUDGET_S
+    await db.writes.write(_insert(b"slow", ran_on, clock=clock, takes=slow))
     await db.writes.write(_insert(b"next", ran_on))
     assert ran_on == [loop_thread, loop_thread]
 
 
 async def test_after_slow_commits_writes_leave_the_loop_for_a_while(
-    kv: kvshim.Kv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kv: kvshim.Kv, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(commits, "INLINE_PAUSE_S", 0.3)
     db, ran_on, loop_thread = _db(_path(tmp_path)), [], threading.get_ident()
+    clock = _timed_by(db)
     slow = 10 * commits.INLINE_COMMIT_BUDGET_S
-    while ran_on.count(loop_thread) == len(ran_on):  # slow commits on the loop, until...
-        assert len(ran_on) < 10
-        await db.writes.write(_insert(b"%d" % len(ran_on), ran_on, sleep=slow))
-    # two or three slow commits in a row (three from an average of zero) were too many
-    assert 2 <= ran_on.count(loop_thread) <= 3
-    await asyncio.sleep(0.35)
+    for i in range(4):
+        await db.writes.write(_insert(b"%d" % i, ran_on, clock=clock, takes=slow))
+    # the first three ran on the loop: from an average of zero, three slow ones were too many
+    assert ran_on == [loop_thread] * 3 + [ran_on[3]] and ran_on[3] != loop_thread
+    clock.now += commits.INLINE_PAUSE_S / 2
+    await db.writes.write(_insert(b"paused", ran_on))
+    assert ran_on[-1] != loop_thread  # still paused
+    clock.now += commits.INLINE_PAUSE_S / 2
     await db.writes.write(_insert(b"later", ran_on))
     assert ran_on[-1] == loop_thread  # tried on the loop again, after the pause
     await db.writes.write(_insert(b"again", ran_on))
@@ -199,7 +239,7 @@ async def test_a_write_after_a_change_of_directory_goes_to_the_file_opened(
             await other.delete(["-"])
     monkeypatch.chdir(here)
     async with await kvshim.open_kv("kv.sqlite3") as kv:
-        await kv.delete(["-"])  # the writer thread is idle: the next write is a lone one
+        await _writer_idle(here / "kv.sqlite3")  # the next write is a lone one, on the loop
         monkeypatch.chdir(elsewhere)
         await kv.set(["k"], 1)
         assert (await kv.get(["k"])).value == 1
