@@ -16,6 +16,7 @@ import kvshim
 
 KEY = ["live", "message"]
 STREAMS = web.AppKey("streams", set)
+MAX_LENGTH = 500
 
 PAGE = """<!doctype html>
 <meta charset="utf-8"><title>kvshim live</title>
@@ -41,15 +42,24 @@ async def page(request: web.Request) -> web.Response:
 
 
 async def post_message(request: web.Request) -> web.Response:
+    message = await _message(request)
+    kv = await kvshim.open_kv()
+    result = await kv.set(KEY, message[:MAX_LENGTH])
+    return web.json_response({"version": result.versionstamp})
+
+
+async def _message(request: web.Request) -> str:
     if request.content_type == "application/json":
-        message = (await request.json()).get("message")
+        try:
+            body = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(text="the body must be JSON") from None
+        message = body.get("message") if isinstance(body, dict) else None
     else:
         message = (await request.post()).get("message")
     if not isinstance(message, str):
         raise web.HTTPBadRequest(text="message must be a string")
-    kv = await kvshim.open_kv()
-    result = await kv.set(KEY, message[:500])
-    return web.json_response({"version": result.versionstamp})
+    return message
 
 
 async def events(request: web.Request) -> web.StreamResponse:

@@ -1,15 +1,13 @@
 """End to end in a real headless Chromium (Debian's ``chromium``, driven by Playwright) against a
 real ``kvshim dashboard --port 0`` subprocess over a temporary KVSHIM_HOME.
 
-Skipped only when Chromium or the ``playwright`` package is missing (CI installs both:
-``apt-get install -y chromium`` and the ``test`` extra). Set ``KVSHIM_SCREENSHOTS=DIR`` to keep
-screenshots at desktop and phone widths.
+Skipped only when Chromium or the ``playwright`` package is missing (``browser_support``).
+Set ``KVSHIM_SCREENSHOTS=DIR`` to keep screenshots at desktop and phone widths.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -17,35 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import chromium, needs_browser
 
 import kvshim
 from kvshim.databases import Databases
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 try:
-    from playwright.async_api import Page, async_playwright, expect
+    from playwright.async_api import Page, expect
 except ImportError:  # pragma: no cover - depends on the machine
-    async_playwright = None  # type: ignore[assignment]
+    pass
 
-pytestmark = [
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)"
-    ),
-    pytest.mark.skipif(
-        async_playwright is None, reason="playwright is not installed (pip install -e '.[test]')"
-    ),
-]
+pytestmark = needs_browser
 
 
 @pytest.fixture
@@ -78,15 +59,11 @@ def server(home: Path) -> Iterator[str]:
 
 @pytest.fixture
 async def page(server: str) -> AsyncIterator[Page]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(base_url=server)
-            page = await context.new_page()
-            page.set_default_timeout(10_000)
-            yield page
-        finally:
-            await browser.close()
+    async with chromium() as browser:
+        context = await browser.new_context(base_url=server)
+        page = await context.new_page()
+        page.set_default_timeout(10_000)
+        yield page
 
 
 async def _screenshot(page: Page, name: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -9,6 +10,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -63,3 +66,35 @@ class KvshimProcess:
         self._reader.join(timeout=5)
         assert self.process.stdout is not None
         self.process.stdout.close()
+
+
+class Running(KvshimProcess):
+    """A ``kvshim run`` subprocess, its output lines and its URL."""
+
+    def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        super().__init__(cwd, "run", *args, "--port", "0", env=env)
+        self.url = self.wait_for("Listening on ").removeprefix("Listening on ").strip()
+
+    def get(self, path: str = "/") -> tuple[int, str]:
+        """``GET path``: its status and body."""
+        return self.request("GET", path)
+
+    def request(
+        self, method: str, path: str, body: object = None, *, raw: bytes | None = None
+    ) -> tuple[int, str]:
+        """``method path`` with ``body`` as JSON (or ``raw`` bytes said to be JSON): its status
+        and body."""
+        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def count(self) -> int:
+        status, body = self.get()
+        assert status == 200, body
+        return int(json.loads(body)["count"])

@@ -8,13 +8,11 @@ import json
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kvshim_process import REPO_ROOT, KvshimProcess
+from kvshim_process import REPO_ROOT, Running
 
 Git = Callable[..., str]
 
@@ -30,26 +28,6 @@ async def handler(request):
     res = await kv.get(["requests"])
     return web.json_response({"count": int(res.value), "tag": "v1"})
 """
-
-
-class Running(KvshimProcess):
-    """A ``kvshim run`` subprocess, its output lines and its URL."""
-
-    def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        super().__init__(cwd, "run", *args, "--port", "0", env=env)
-        self.url = self.wait_for("Listening on ").removeprefix("Listening on ").strip()
-
-    def get(self, path: str = "/") -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=10) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
-
-    def count(self) -> int:
-        status, body = self.get()
-        assert status == 200, body
-        return int(json.loads(body)["count"])
 
 
 @pytest.fixture

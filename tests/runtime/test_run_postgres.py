@@ -8,7 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.runtime.test_run_e2e import COUNTER, Running, _db
+from kvshim_process import Running
+
+from tests.runtime.test_run_e2e import COUNTER, _db
 
 Git = Callable[..., str]
 
