@@ -99,10 +99,10 @@ class WriteRouter:
 
     def _may_commit_here(self) -> bool:
         writer = self._writer
+        # (After close() no pass is collected: every write goes straight to the thread.)
         return (
             writer.pending == 0
             and not writer.stopped
-            and not self._closed
             and (not self._paused or self._clock() >= self._inline_after)
         )
 
